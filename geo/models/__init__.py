@@ -1,0 +1,63 @@
+"""The schema as GeoAlchemy2 models; Alembic migrations in ``geo/migrations`` create it."""
+
+from geo.models.areas import AdminArea, Grid
+from geo.models.assets import Asset, AssetStatusChange
+from geo.models.base import Base
+from geo.models.baselayers import LandUseParcel, Park, Road, WaterBody
+from geo.models.facts import Facility, House, Organisation, Resident
+from geo.models.safety import Hazard, Inspection, Sensor, SensorReading
+from geo.models.standards import Address, Building
+from geo.models.system import ApiToken, AuditEntry, CatalogueEntry, User, UserGrid
+
+#: Tables whose rows carry version/created_at/updated_at and the touch trigger.
+EDITABLE_TABLES = tuple(
+    m.__tablename__
+    for m in (
+        AdminArea,
+        Grid,
+        Address,
+        Building,
+        House,
+        Resident,
+        Organisation,
+        Facility,
+        LandUseParcel,
+        Road,
+        WaterBody,
+        Park,
+        Hazard,
+        Inspection,
+        Sensor,
+        Asset,
+        CatalogueEntry,
+        User,
+    )
+)
+
+__all__ = [
+    "AdminArea",
+    "Address",
+    "ApiToken",
+    "Asset",
+    "AssetStatusChange",
+    "AuditEntry",
+    "Base",
+    "Building",
+    "CatalogueEntry",
+    "EDITABLE_TABLES",
+    "Facility",
+    "Grid",
+    "Hazard",
+    "House",
+    "Inspection",
+    "LandUseParcel",
+    "Organisation",
+    "Park",
+    "Resident",
+    "Road",
+    "Sensor",
+    "SensorReading",
+    "User",
+    "UserGrid",
+    "WaterBody",
+]
