@@ -1,0 +1,34 @@
+"""The FastAPI application factory: lifespan owns the database engine; routers do the rest."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api import errors
+from api.html import STATIC
+from api.routes import health, ogc
+from geo.database import engine as make_engine
+
+
+def create_app(database_url: str | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.engine = make_engine(database_url)
+        yield
+
+    app = FastAPI(
+        title="onemap 一张图",
+        description="The one map of a city district: standard addresses, grids, buildings, the four "
+        "facts, the natural-resource base map, the city check-up, idle assets and the safety map. "
+        "OGC API – Features for every catalogued layer.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(health.router)
+    app.include_router(ogc.router)
+    return app

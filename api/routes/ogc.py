@@ -1,0 +1,520 @@
+"""OGC API – Features: landing page, conformance, collections, items, one item, queryables.
+
+Thin: parse the request into an :class:`~layers.features.ItemQuery`, call ``layers.features``,
+write JSON/GeoJSON or the HTML page. Personal data is masked there, by role.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.engine import Connection
+
+from api.deps import connection, viewer
+from api.errors import Problem
+from api.html import render, wants_html
+from geo.access import Viewer
+from layers import features as F
+from layers.catalogue import OPENING_ZH, SHARING_ZH
+
+router = APIRouter(tags=["OGC API – Features"])
+GEOJSON = "application/geo+json"
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+]
+
+Format = Annotated[str | None, Query(alias="f", description="json (default) or html")]
+
+
+def _url(request: Request, path: str = "", **params) -> str:
+    base = str(request.base_url).rstrip("/") + path
+    params = {k: v for k, v in params.items() if v is not None}
+    return base + ("?" + urlencode(params) if params else "")
+
+
+def _json(body, status: int = 200, media_type: str = "application/json") -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type)
+
+
+# --- landing and conformance -------------------------------------------------------------------
+
+
+@router.get("/", summary="Landing page")
+def landing(request: Request, f: Format = None):
+    body = {
+        "title": "一张图 onemap · 溧水区",
+        "description": "城市一张图空间服务：标准地址、网格、建筑、四实数据、自然资源底图、城市体检、存量资产与城市安全。"
+        " The one map of a city district, served as OGC API – Features.",
+        "links": [
+            {
+                "rel": "self",
+                "type": "application/json",
+                "title": "本页 This document",
+                "href": _url(request, "/", f="json"),
+            },
+            {
+                "rel": "alternate",
+                "type": "text/html",
+                "title": "网页 This page as HTML",
+                "href": _url(request, "/", f="html"),
+            },
+            {
+                "rel": "service-desc",
+                "type": "application/vnd.oai.openapi+json;version=3.0",
+                "title": "接口定义 OpenAPI definition",
+                "href": _url(request, "/openapi.json"),
+            },
+            {
+                "rel": "service-doc",
+                "type": "text/html",
+                "title": "接口文档 API documentation",
+                "href": _url(request, "/docs"),
+            },
+            {
+                "rel": "conformance",
+                "type": "application/json",
+                "title": "符合的标准 Conformance",
+                "href": _url(request, "/conformance", f="json"),
+            },
+            {
+                "rel": "data",
+                "type": "application/json",
+                "title": "图层 Collections",
+                "href": _url(request, "/collections", f="json"),
+            },
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/data",
+                "type": "application/json",
+                "title": "图层 Collections",
+                "href": _url(request, "/collections", f="json"),
+            },
+            {
+                "rel": "describedby",
+                "type": "application/json",
+                "title": "资源目录 Layer catalogue",
+                "href": _url(request, "/catalog", f="json"),
+            },
+            {
+                "rel": "status",
+                "type": "application/json",
+                "title": "运行状态 Health",
+                "href": _url(request, "/health"),
+            },
+        ],
+    }
+    if wants_html(request, f):
+        return render("landing.html", request, landing=body)
+    return _json(body)
+
+
+@router.get("/conformance", summary="Conformance classes")
+def conformance(request: Request, f: Format = None):
+    if wants_html(request, f):
+        return render("conformance.html", request, conformsTo=CONFORMANCE)
+    return _json({"conformsTo": CONFORMANCE})
+
+
+# --- collections -------------------------------------------------------------------------------
+
+
+def _collection(request: Request, layer: F.Layer, temporal: list | None = None) -> dict:
+    path = f"/collections/{layer.id}"
+    body = {
+        "id": layer.id,
+        "title": layer.title_zh,
+        "description": f"{layer.title_en}. {layer.description or ''}".strip(),
+        "itemType": "feature",
+        "crs": list(F.OUTPUT_CRS),
+        "storageCrs": F.EPSG_URI.format(4490),
+        "links": [
+            {
+                "rel": "self",
+                "type": "application/json",
+                "title": layer.title_zh,
+                "href": _url(request, path, f="json"),
+            },
+            {
+                "rel": "alternate",
+                "type": "text/html",
+                "title": "网页 HTML",
+                "href": _url(request, path, f="html"),
+            },
+            {
+                "rel": "items",
+                "type": GEOJSON,
+                "title": "要素 Features",
+                "href": _url(request, path + "/items", f="json"),
+            },
+            {
+                "rel": "items",
+                "type": "text/html",
+                "title": "要素 Features (HTML)",
+                "href": _url(request, path + "/items", f="html"),
+            },
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "type": "application/schema+json",
+                "title": "可查询字段 Queryables",
+                "href": _url(request, path + "/queryables", f="json"),
+            },
+        ],
+        "x-title-en": layer.title_en,
+        "x-department": layer.department,
+        "x-feature-count": layer.feature_count,
+        "x-geometry-type": layer.geometry_type,
+        "x-sharing-level": layer.sharing_level,
+        "x-sharing-level-zh": SHARING_ZH.get(layer.sharing_level),
+        "x-opening-level": layer.opening_level,
+        "x-opening-level-zh": OPENING_ZH.get(layer.opening_level),
+        "x-last-loaded": layer.last_loaded.isoformat() if layer.last_loaded else None,
+    }
+    if layer.extent:
+        body["extent"] = {"spatial": {"bbox": [layer.extent], "crs": F.CRS84}}
+        if temporal:
+            body["extent"]["temporal"] = {"interval": [temporal]}
+    return body
+
+
+@router.get("/collections", summary="Every layer you may read, with extent and count")
+def collections(
+    request: Request,
+    f: Format = None,
+    conn: Connection = Depends(connection),
+    who: Viewer = Depends(viewer),
+):
+    layers = F.list_layers(conn, who)
+    body = {
+        "collections": [_collection(request, layer) for layer in layers],
+        "links": [
+            {
+                "rel": "self",
+                "type": "application/json",
+                "href": _url(request, "/collections", f="json"),
+            },
+            {
+                "rel": "alternate",
+                "type": "text/html",
+                "href": _url(request, "/collections", f="html"),
+            },
+        ],
+    }
+    if wants_html(request, f):
+        return render("collections.html", request, collections=body["collections"])
+    return _json(body)
+
+
+def _layer(conn: Connection, collection_id: str, who: Viewer) -> F.Layer:
+    try:
+        return F.get_layer(conn, collection_id, who)
+    except F.NotFound as exc:
+        raise Problem(404, str(exc)) from exc
+
+
+@router.get("/collections/{collection_id}", summary="One layer: extent, CRSs, links")
+def collection(
+    request: Request,
+    collection_id: str,
+    f: Format = None,
+    conn: Connection = Depends(connection),
+    who: Viewer = Depends(viewer),
+):
+    layer = _layer(conn, collection_id, who)
+    body = _collection(request, layer, F.time_extent(conn, layer))
+    if wants_html(request, f):
+        return render("collection.html", request, c=body)
+    return _json(body)
+
+
+@router.get(
+    "/collections/{collection_id}/queryables", summary="Properties you may filter on (JSON Schema)"
+)
+def queryables(
+    request: Request,
+    collection_id: str,
+    f: Format = None,
+    conn: Connection = Depends(connection),
+    who: Viewer = Depends(viewer),
+):
+    layer = _layer(conn, collection_id, who)
+    body = F.queryables(layer, who)
+    body["$id"] = _url(request, f"/collections/{collection_id}/queryables")
+    if wants_html(request, f):
+        return render(
+            "conformance.html",
+            request,
+            conformsTo=[f"{k}: {v}" for k, v in body["properties"].items()],
+        )
+    return _json(body, media_type="application/schema+json")
+
+
+# --- items -------------------------------------------------------------------------------------
+
+
+def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        parts = [float(p) for p in value.split(",")]
+    except ValueError as exc:
+        raise F.QueryError("bbox must be four numbers: minx,miny,maxx,maxy") from exc
+    if len(parts) != 4 or any(p != p or p in (float("inf"), float("-inf")) for p in parts):
+        raise F.QueryError("bbox must be four finite numbers: minx,miny,maxx,maxy")
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def _instant(value: str) -> datetime | None:
+    if value in ("..", ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise F.QueryError(
+            f"datetime '{value}' is not RFC 3339 (e.g. 2026-01-01T00:00:00Z)"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _datetime(value: str | None):
+    if value is None:
+        return None
+    if "/" in value:
+        start, _, end = value.partition("/")
+        low, high = _instant(start), _instant(end)
+        if low and high and low > high:
+            raise F.QueryError("datetime interval starts after it ends")
+        return low, high
+    moment = _instant(value)
+    return moment, moment
+
+
+def _sortby(value: str | None) -> list[tuple[str, bool]]:
+    if not value:
+        return []
+    out = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        ascending = not part.startswith("-")
+        out.append((part.lstrip("+-").strip(), ascending))
+    return out
+
+
+class ItemParams:
+    """The items query parameters, as OGC API – Features Parts 1–3 name them."""
+
+    def __init__(
+        self,
+        limit: Annotated[
+            int, Query(ge=1, le=F.MAX_LIMIT, description="Features per page")
+        ] = F.DEFAULT_LIMIT,
+        offset: Annotated[int, Query(ge=0, description="Features to skip")] = 0,
+        bbox: Annotated[
+            str | None, Query(description="minx,miny,maxx,maxy in bbox-crs (default CRS84)")
+        ] = None,
+        bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+        filter: Annotated[
+            str | None, Query(description="CQL2 filter, e.g. kind = 'kindergarten'")
+        ] = None,
+        filter_lang: Annotated[
+            str | None, Query(alias="filter-lang", description="cql2-text or cql2-json")
+        ] = None,
+        filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
+        properties: Annotated[
+            str | None, Query(description="Comma-separated properties to return")
+        ] = None,
+        sortby: Annotated[str | None, Query(description="e.g. -level,found_at")] = None,
+        datetime_: Annotated[
+            str | None, Query(alias="datetime", description="Instant or interval a/b, .. for open")
+        ] = None,
+        crs: Annotated[
+            str | None, Query(description="Output CRS URI: CRS84 (default), EPSG 4490, 4326, 3857")
+        ] = None,
+    ):
+        self.raw = {
+            "limit": limit,
+            "offset": offset,
+            "bbox": bbox,
+            "bbox-crs": bbox_crs,
+            "filter": filter,
+            "filter-lang": filter_lang,
+            "filter-crs": filter_crs,
+            "properties": properties,
+            "sortby": sortby,
+            "datetime": datetime_,
+            "crs": crs,
+        }
+        lang = (filter_lang or "cql2-text").lower()
+        if lang not in ("cql2-text", "cql2-json"):
+            raise Problem(
+                400, f"filter-lang '{filter_lang}' is not offered: use cql2-text or cql2-json"
+            )
+        if filter_crs and F.parse_crs_uri(filter_crs, "filter-crs") != F.CRS84:
+            raise Problem(400, "filter-crs: only CRS84 (lon/lat) geometry literals are accepted")
+        try:
+            self.query = F.ItemQuery(
+                limit=limit,
+                offset=offset,
+                bbox=_bbox(bbox),
+                bbox_crs=F.parse_crs_uri(bbox_crs, "bbox-crs") if bbox_crs else F.CRS84,
+                filter=filter,
+                filter_lang=lang,
+                properties=[p.strip() for p in properties.split(",") if p.strip()]
+                if properties is not None
+                else None,
+                sortby=_sortby(sortby),
+                datetime=_datetime(datetime_),
+                crs=F.parse_crs_uri(crs) if crs else F.CRS84,
+            )
+        except F.QueryError as exc:
+            raise Problem(400, str(exc)) from exc
+
+
+def _crs_header(q: F.ItemQuery) -> dict[str, str]:
+    return {"Content-Crs": f"<{q.crs}>"}
+
+
+@router.get(
+    "/collections/{collection_id}/items",
+    summary="Features of a layer, filtered and paged",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+def items(
+    request: Request,
+    collection_id: str,
+    params: ItemParams = Depends(),
+    f: Format = None,
+    conn: Connection = Depends(connection),
+    who: Viewer = Depends(viewer),
+):
+    html = wants_html(request, f)
+    layer = _layer(conn, collection_id, who)
+    q = params.query
+    try:
+        page = F.query_items(conn, layer, q, who)
+    except F.QueryError as exc:
+        raise Problem(400, str(exc)) from exc
+    path = f"/collections/{collection_id}/items"
+    keep = {k: v for k, v in params.raw.items() if v is not None and k not in ("offset",)}
+    links = [
+        {
+            "rel": "self",
+            "type": GEOJSON,
+            "href": _url(request, path, **keep, offset=q.offset or None, f="json"),
+        },
+        {
+            "rel": "alternate",
+            "type": "text/html",
+            "href": _url(request, path, **keep, offset=q.offset or None, f="html"),
+        },
+        {
+            "rel": "collection",
+            "type": "application/json",
+            "href": _url(request, f"/collections/{collection_id}", f="json"),
+        },
+    ]
+    if page.has_next:
+        links.append(
+            {
+                "rel": "next",
+                "type": GEOJSON,
+                "title": "下一页 next page",
+                "href": _url(request, path, **keep, offset=q.offset + q.limit, f="json"),
+            }
+        )
+    if q.offset > 0:
+        links.append(
+            {
+                "rel": "prev",
+                "type": GEOJSON,
+                "title": "上一页 previous page",
+                "href": _url(
+                    request, path, **keep, offset=max(0, q.offset - q.limit) or None, f="json"
+                ),
+            }
+        )
+    tail = {
+        "numberMatched": page.number_matched,
+        "numberReturned": page.number_returned,
+        "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "links": links,
+    }
+    body = (
+        b'{"type":"FeatureCollection","features":['
+        + b",".join(page.features)
+        + b"],"
+        + orjson.dumps(tail)[1:]
+    )
+    if html:
+        fc = orjson.loads(body)
+        columns = [
+            p["name"]
+            for p in layer.property_fields(who)
+            if q.properties is None or p["name"] in q.properties
+        ]
+        return render("items.html", request, layer=layer, collection=fc, columns=columns)
+    return Response(body, media_type=GEOJSON, headers=_crs_header(q))
+
+
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="One feature",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+def item(
+    request: Request,
+    collection_id: str,
+    feature_id: str,
+    f: Format = None,
+    crs: Annotated[str | None, Query(description="Output CRS URI")] = None,
+    conn: Connection = Depends(connection),
+    who: Viewer = Depends(viewer),
+):
+    html = wants_html(request, f)
+    layer = _layer(conn, collection_id, who)
+    try:
+        q = F.ItemQuery(crs=F.parse_crs_uri(crs) if crs else F.CRS84)
+        feature = F.get_item(conn, layer, feature_id, q, who)
+    except F.QueryError as exc:
+        raise Problem(400, str(exc)) from exc
+    except F.NotFound as exc:
+        raise Problem(404, str(exc)) from exc
+    path = f"/collections/{collection_id}/items/{feature_id}"
+    links = [
+        {"rel": "self", "type": GEOJSON, "href": _url(request, path, f="json")},
+        {"rel": "alternate", "type": "text/html", "href": _url(request, path, f="html")},
+        {
+            "rel": "collection",
+            "type": "application/json",
+            "href": _url(request, f"/collections/{collection_id}", f="json"),
+        },
+    ]
+    body = feature[:-1] + b',"links":' + orjson.dumps(links) + b"}"
+    if html:
+        return render("item.html", request, layer=layer, feature=orjson.loads(body))
+    return Response(body, media_type=GEOJSON, headers=_crs_header(q))
