@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.html import STATIC
-from api.routes import health, ogc
+from api.routes import docs, health, ogc
 from geo.database import engine as make_engine
 
 
@@ -26,9 +26,12 @@ def create_app(database_url: str | None = None) -> FastAPI:
         "OGC API – Features for every catalogued layer.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(docs.router)
     app.include_router(health.router)
     app.include_router(ogc.router)
     return app

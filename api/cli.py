@@ -125,18 +125,19 @@ def demo_load(
     seed: int = typer.Option(20260117, help="Random seed: the same seed gives the same city."),
 ) -> None:
     """Build the synthetic district inside the real Lishui boundary and load it with COPY."""
-    from fixtures.democity import SCALES, load_demo_city
+    from api.bootstrap import prepare_demo
+    from fixtures.democity import SCALES
+    from geo.database import database_url
 
     if scale not in SCALES:
         _fail(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
-    from geo import migrate
-    from geo.database import database_url
-
-    migrate.upgrade(database_url())
     started = time.perf_counter()
-    report = load_demo_city(scale=scale, seed=seed, echo=console.print)
+    report = prepare_demo(database_url(), scale=scale, seed=seed, echo=console.print)
     console.print(report.table())
-    console.print(f"loaded in {time.perf_counter() - started:.1f} s; checksum {report.checksum}")
+    console.print(
+        f"loaded in {time.perf_counter() - started:.1f} s "
+        f"(build {report.seconds['build']:.1f} s, COPY {report.seconds['copy']:.1f} s); checksum {report.checksum}"
+    )
 
 
 # --- serve --------------------------------------------------------------------------------------

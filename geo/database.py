@@ -65,3 +65,59 @@ def connect(url: str | None = None) -> Iterator[Connection]:
 
 def postgis_version(conn: Connection) -> str:
     return conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
+
+
+def _admin_url(url: str) -> str:
+    """The same server's maintenance database, for CREATE/DROP DATABASE."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+def create_database(url: str, with_postgis: bool = True, replace: bool = False) -> None:
+    """Create the database ``url`` names (dropping it first if ``replace``), with PostGIS."""
+    from sqlalchemy import create_engine, pool
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    if not name or not name.replace("_", "").isalnum():
+        raise ValueError(f"database name {name!r} must be letters, digits and underscores")
+    admin = create_engine(_admin_url(url), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if replace:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    if with_postgis:
+        eng = create_engine(url, poolclass=pool.NullPool)
+        try:
+            with eng.begin() as conn:
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        finally:
+            eng.dispose()
+
+
+def drop_database(url: str) -> None:
+    from sqlalchemy import create_engine, pool
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    for cached in list(_engines_for(url)):
+        cached.dispose()
+    admin = create_engine(_admin_url(url), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def _engines_for(url: str):
+    try:
+        yield engine(url)
+    except Exception:  # pragma: no cover - nothing cached
+        return

@@ -1,0 +1,62 @@
+# The README's two commands: `make demo` and `make test` (plus `make bench`).
+# Both start from nothing: the virtual environment, PostGIS (apt, as root, when missing), a private
+# cluster under .onemap/, the data. DATABASE_URL points everything at an existing PostGIS instead.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ONEMAP := $(VENV)/bin/onemap
+SCALE  ?= lishui
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: demo test bench lint system venv db clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# System packages: PostGIS is installed by `onemap db up` itself; GDAL's command-line tools are
+# needed by the test that reads our service with GDAL's own OGC API client.
+system:
+	@if ! command -v ogrinfo >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing gdal-bin"; DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q gdal-bin; \
+	  else echo "gdal-bin is missing: sudo apt-get install gdal-bin (its test will be skipped)"; fi; \
+	fi
+
+db: venv
+	$(ONEMAP) db up
+	$(ONEMAP) db migrate
+
+demo: venv db
+	$(ONEMAP) demo load --scale $(SCALE)
+	@echo
+	@echo "  一张图 onemap is serving on http://$(HOST):$(PORT)/"
+	@echo "    landing page   http://$(HOST):$(PORT)/?f=html"
+	@echo "    layers         http://$(HOST):$(PORT)/collections?f=html"
+	@echo "    catalogue      http://$(HOST):$(PORT)/catalog?f=html"
+	@echo "    health         http://$(HOST):$(PORT)/health"
+	@echo "    API docs       http://$(HOST):$(PORT)/docs"
+	@echo
+	$(ONEMAP) serve --host $(HOST) --port $(PORT)
+
+test: venv system
+	$(ONEMAP) db up
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check geo layers tiles api fixtures tests benchmarks
+
+bench: venv db
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) benchmarks/features.py
+
+clean:
+	-$(ONEMAP) db down
+	rm -rf .onemap $(VENV)
