@@ -36,6 +36,7 @@ db: venv
 
 demo: venv db
 	$(ONEMAP) demo load --scale $(SCALE)
+	$(ONEMAP) users demo
 	@echo
 	@echo "  一张图 onemap is serving on http://$(HOST):$(PORT)/"
 	@echo "    landing page   http://$(HOST):$(PORT)/?f=html"

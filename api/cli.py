@@ -21,6 +21,8 @@ db_app = typer.Typer(help="The PostGIS database: private cluster and schema.", n
 demo_app = typer.Typer(help="The synthetic demo city.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+users_app = typer.Typer(help="Users, roles and bearer tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 
 def _cluster() -> Cluster:
@@ -138,6 +140,78 @@ def demo_load(
         f"loaded in {time.perf_counter() - started:.1f} s "
         f"(build {report.seconds['build']:.1f} s, COPY {report.seconds['copy']:.1f} s); checksum {report.checksum}"
     )
+
+
+# --- users -------------------------------------------------------------------------------------
+def _users_call(fn):
+    from geo.database import connect
+    from geo.users import UserError
+
+    try:
+        with connect() as conn:
+            return fn(conn)
+    except UserError as exc:
+        _fail(str(exc))
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: str = typer.Option(..., help="public, investment, planner, grid_worker, safety or admin"),
+    name: str = typer.Option(None, help="Display name."),
+    grid: list[str] = typer.Option([], help="Grid code (repeat) for a grid worker."),
+) -> None:
+    """Add a user (or change an existing user's role and grids)."""
+    from geo.users import create_user
+
+    user_id = _users_call(lambda conn: create_user(conn, username, role, name, tuple(grid)))
+    console.print(f"user {username} ({role}) is id {user_id}")
+
+
+@users_app.command("token")
+def users_token(
+    username: str,
+    days: int = typer.Option(90, help="Days until it expires (0: never)."),
+    label: str = typer.Option(None, help="What the token is for."),
+) -> None:
+    """Issue a bearer token; it is printed once and stored only as a hash."""
+    from datetime import timedelta
+
+    from geo.users import issue_token
+
+    issued = _users_call(
+        lambda conn: issue_token(conn, username, label, timedelta(days=days) if days else None)
+    )
+    typer.echo(issued.token)
+    console.print(f"expires {issued.expires_at:%Y-%m-%d}" if issued.expires_at else "never expires")
+
+
+@users_app.command("revoke")
+def users_revoke(
+    token: str = typer.Option(None, help="The token to revoke."),
+    user: str = typer.Option(None, help="Revoke every token of this user."),
+) -> None:
+    """Revoke a token, or all of a user's tokens."""
+    from geo.users import revoke
+
+    count = _users_call(lambda conn: revoke(conn, token=token, username=user))
+    console.print(f"revoked {count} token(s)")
+
+
+@users_app.command("demo")
+def users_demo() -> None:
+    """Create the demo city's users, one of each role, and print their tokens."""
+    from rich.table import Table
+
+    from geo.users import create_demo_users
+
+    rows = _users_call(create_demo_users)
+    table = Table(title="demo users · 演示用户 (Authorization: Bearer <token>)")
+    for column in ("user", "role", "grids", "token"):
+        table.add_column(column, overflow="fold")
+    for username, role, grids, token in rows:
+        table.add_row(username, role, ", ".join(grids), token)
+    Console().print(table)
 
 
 # --- serve --------------------------------------------------------------------------------------

@@ -34,8 +34,16 @@ TITLES = {
 class Problem(Exception):
     """Raise anywhere in a route: becomes a problem+json response."""
 
-    def __init__(self, status: int, detail: str, title: str | None = None, **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(detail)
+        self.headers = headers
         self.status = status
         self.detail = detail
         self.title = title or TITLES.get(status, "Error")
@@ -65,7 +73,9 @@ def problem_response(
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
-        return problem_response(exc.status, exc.detail, exc.title, request.url.path, **exc.extra)
+        return problem_response(
+            exc.status, exc.detail, exc.title, request.url.path, headers=exc.headers, **exc.extra
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):

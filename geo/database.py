@@ -87,7 +87,9 @@ def create_database(url: str, with_postgis: bool = True, replace: bool = False) 
         with admin.connect() as conn:
             if replace:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
             if not exists:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:

@@ -17,7 +17,9 @@ from sqlalchemy import create_engine, pool, text
 
 from geo.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="an external PostGIS is in use")
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("DATABASE_URL")), reason="an external PostGIS is in use"
+)
 
 
 def _free_port() -> int:
@@ -39,8 +41,14 @@ def home():
 def _onemap(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ONEMAP_DB_URL")}
     env.update(ONEMAP_HOME=str(home), ONEMAP_DB_PORT=str(_onemap.port))
-    result = subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True,
-                            env=env, cwd=PROJECT_ROOT, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=180,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"onemap {' '.join(args)} failed: {result.stdout}\n{result.stderr}")
     return result

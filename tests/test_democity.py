@@ -29,7 +29,9 @@ def test_same_seed_same_city_different_seed_different_city():
     c = build_city("small", 8, 4549, "k")
     for name in ("buildings", "residents", "grids"):
         left, right = a.tables[name], b.tables[name]
-        assert left.drop(columns="geom", errors="ignore").equals(right.drop(columns="geom", errors="ignore"))
+        assert left.drop(columns="geom", errors="ignore").equals(
+            right.drop(columns="geom", errors="ignore")
+        )
         if "geom" in left:
             assert all(x.equals_exact(y, 0) for x, y in zip(left.geom, right.geom, strict=True))
     assert not a.tables["residents"].id_number.equals(c.tables["residents"].id_number)
@@ -64,7 +66,9 @@ def test_loader_counts_are_the_scales(loaded):
     assert c["hazards"] == SMALL.hazards
     assert c["assets"] == 268
     assert c["admin_areas"] == 1 + 8 + SMALL.communities
-    assert c["sensor_readings"] > SMALL.sensors * 24 * 6  # a week of hourly readings, silent ones less
+    assert (
+        c["sensor_readings"] > SMALL.sensors * 24 * 6
+    )  # a week of hourly readings, silent ones less
 
 
 def test_loading_twice_replaces_and_gives_the_same_checksum(loaded):
@@ -73,39 +77,70 @@ def test_loading_twice_replaces_and_gives_the_same_checksum(loaded):
     assert second.checksum == first.checksum
     with eng.connect() as conn:
         assert city_checksum(conn)[2] == first.checksum
-        assert conn.execute(text("SELECT count(DISTINCT id_number) FROM residents")).scalar() == SMALL.residents
+        assert (
+            conn.execute(text("SELECT count(DISTINCT id_number) FROM residents")).scalar()
+            == SMALL.residents
+        )
 
 
 def test_streets_and_towns_partition_the_district(engine):
     # areas compared in the stored CRS, where the edges are straight: reprojecting bends them
     with engine.connect() as conn:
         names = {r[0] for r in conn.execute(text("SELECT name FROM admin_areas WHERE level = 2"))}
-        assert names == {"永阳街道", "柘塘街道", "石湫街道", "洪蓝街道", "东屏街道", "白马镇", "晶桥镇", "和凤镇"}
+        assert names == {
+            "永阳街道",
+            "柘塘街道",
+            "石湫街道",
+            "洪蓝街道",
+            "东屏街道",
+            "白马镇",
+            "晶桥镇",
+            "和凤镇",
+        }
         for level in (2, 3):
-            district, union, total = conn.execute(text("""
+            district, union, total = conn.execute(
+                text("""
                 SELECT (SELECT ST_Area(geom) FROM admin_areas WHERE level = 1),
                        ST_Area(ST_Union(geom)), sum(ST_Area(geom))
-                FROM admin_areas WHERE level = :level"""), {"level": level}).one()
+                FROM admin_areas WHERE level = :level"""),
+                {"level": level},
+            ).one()
             assert union == pytest.approx(district, rel=1e-9)  # covers the district
             assert total == pytest.approx(district, rel=1e-9)  # without overlap
-        grid_union, grid_sum, district = conn.execute(text("""
+        grid_union, grid_sum, district = conn.execute(
+            text("""
             SELECT ST_Area(ST_Union(geom)), sum(ST_Area(geom)),
-                   (SELECT ST_Area(geom) FROM admin_areas WHERE level = 1) FROM grids""")).one()
-        assert grid_union == pytest.approx(district, rel=1e-9) and grid_sum == pytest.approx(district, rel=1e-9)
+                   (SELECT ST_Area(geom) FROM admin_areas WHERE level = 1) FROM grids""")
+        ).one()
+        assert grid_union == pytest.approx(district, rel=1e-9) and grid_sum == pytest.approx(
+            district, rel=1e-9
+        )
 
 
 def test_codes_nest_and_check(engine):
     with engine.connect() as conn:
-        misplaced = conn.execute(text("""
+        misplaced = conn.execute(
+            text("""
             SELECT count(*) FROM grids g JOIN admin_areas c ON c.code = g.community_code
-            WHERE NOT ST_Within(ST_PointOnSurface(g.geom), c.geom)""")).scalar()
+            WHERE NOT ST_Within(ST_PointOnSurface(g.geom), c.geom)""")
+        ).scalar()
         assert misplaced == 0
-        outside = conn.execute(text("""
+        outside = conn.execute(
+            text("""
             SELECT count(*) FROM buildings b JOIN grids g ON g.code = b.grid_code
-            WHERE NOT ST_DWithin(ST_Centroid(b.geom), g.geom, 1e-7)  -- 1 cm""")).scalar()
+            WHERE NOT ST_DWithin(ST_Centroid(b.geom), g.geom, 1e-7)  -- 1 cm""")
+        ).scalar()
         assert outside == 0
-        ids = [r[0] for r in conn.execute(text("SELECT id_number FROM residents ORDER BY id LIMIT 500"))]
-        credit = [r[0] for r in conn.execute(text("SELECT credit_code FROM organisations ORDER BY id LIMIT 500"))]
+        ids = [
+            r[0]
+            for r in conn.execute(text("SELECT id_number FROM residents ORDER BY id LIMIT 500"))
+        ]
+        credit = [
+            r[0]
+            for r in conn.execute(
+                text("SELECT credit_code FROM organisations ORDER BY id LIMIT 500")
+            )
+        ]
     assert all(codes.valid_id_number(i) for i in ids)
     assert all(codes.valid_credit_code(c) for c in credit)
 
@@ -113,7 +148,9 @@ def test_codes_nest_and_check(engine):
 def test_asset_statuses_follow_lishui(engine):
     with engine.connect() as conn:
         rows = dict(conn.execute(text("SELECT status, count(*) FROM assets GROUP BY status")).all())
-        cats = dict(conn.execute(text("SELECT category, count(*) FROM assets GROUP BY category")).all())
+        cats = dict(
+            conn.execute(text("SELECT category, count(*) FROM assets GROUP BY category")).all()
+        )
         views = conn.execute(text("SELECT sum(page_views) FROM assets")).scalar()
     assert rows["revitalised"] == 123
     assert rows["promoted"] + rows["negotiating"] == 81

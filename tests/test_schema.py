@@ -74,22 +74,34 @@ def _insert(engine, sql, **params):
         ("320117002001999", SQUARE, 4490, "ck_grids_code_in_community"),
         ("320117001001999", "POINT(119 31.6)", 4490, "Geometry type"),
     ],
-    ids=["self-intersecting", "wrong-srid", "malformed-code", "code-outside-community", "wrong-type"],
+    ids=[
+        "self-intersecting",
+        "wrong-srid",
+        "malformed-code",
+        "code-outside-community",
+        "wrong-type",
+    ],
 )
 def test_database_refuses_bad_grids(engine, code, wkt, srid, refusal):
     with pytest.raises(DBAPIError) as caught:
         _insert(engine, GRID_SQL, code=code, wkt=wkt, srid=srid)
     assert refusal in str(caught.value)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM grids WHERE name = 'test grid'")).scalar() == 0
+        assert (
+            conn.execute(text("SELECT count(*) FROM grids WHERE name = 'test grid'")).scalar() == 0
+        )
 
 
 def test_a_good_grid_is_accepted_and_versioned(engine):
     with engine.begin() as conn:
         conn.execute(text(GRID_SQL), dict(code="320117001001998", wkt=SQUARE, srid=4490))
-        first = conn.execute(text("SELECT version, updated_at FROM grids WHERE code = '320117001001998'")).one()
+        first = conn.execute(
+            text("SELECT version, updated_at FROM grids WHERE code = '320117001001998'")
+        ).one()
         conn.execute(text("UPDATE grids SET name = 'renamed' WHERE code = '320117001001998'"))
-        second = conn.execute(text("SELECT version FROM grids WHERE code = '320117001001998'")).scalar()
+        second = conn.execute(
+            text("SELECT version FROM grids WHERE code = '320117001001998'")
+        ).scalar()
         assert (first.version, second) == (1, 2)
         conn.execute(text("DELETE FROM grids WHERE code = '320117001001998'"))
 
@@ -97,19 +109,38 @@ def test_a_good_grid_is_accepted_and_versioned(engine):
 @pytest.mark.parametrize(
     ("sql", "refusal"),
     [
-        ("UPDATE residents SET id_number = '32011719800101123' WHERE id = 1", "ck_residents_id_number_format"),
+        (
+            "UPDATE residents SET id_number = '32011719800101123' WHERE id = 1",
+            "ck_residents_id_number_format",
+        ),
         ("UPDATE residents SET phone = '12345678901' WHERE id = 1", "ck_residents_phone_format"),
-        ("UPDATE organisations SET credit_code = 'IOIOIOIOIOIOIOIOIO' WHERE id = 1", "ck_organisations_credit_code_format"),
-        ("UPDATE buildings SET code = '32011700100100100X1' WHERE id = 1", "ck_buildings_code_format"),
-        ("UPDATE addresses SET area_code = '320117009009' WHERE id = 1", "ck_addresses_code_in_area"),
+        (
+            "UPDATE organisations SET credit_code = 'IOIOIOIOIOIOIOIOIO' WHERE id = 1",
+            "ck_organisations_credit_code_format",
+        ),
+        (
+            "UPDATE buildings SET code = '32011700100100100X1' WHERE id = 1",
+            "ck_buildings_code_format",
+        ),
+        (
+            "UPDATE addresses SET area_code = '320117009009' WHERE id = 1",
+            "ck_addresses_code_in_area",
+        ),
         ("UPDATE hazards SET level = 5 WHERE id = 1", "ck_hazards_level_range"),
-        ("UPDATE houses SET building_id = 999999999 WHERE id = 1", "fk_houses_building_id_buildings"),
+        (
+            "UPDATE houses SET building_id = 999999999 WHERE id = 1",
+            "fk_houses_building_id_buildings",
+        ),
         ("DELETE FROM audit_log", None),
     ],
 )
 def test_database_refuses_bad_records(engine, sql, refusal):
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO audit_log (actor, role, action, target_type) VALUES ('t', 'admin', 'test', 'x')"))
+        conn.execute(
+            text(
+                "INSERT INTO audit_log (actor, role, action, target_type) VALUES ('t', 'admin', 'test', 'x')"
+            )
+        )
     with pytest.raises(DBAPIError) as caught, engine.begin() as conn:
         conn.execute(text(sql))
     assert (refusal or "append-only") in str(caught.value)
@@ -117,17 +148,32 @@ def test_database_refuses_bad_records(engine, sql, refusal):
 
 def test_every_editable_table_has_the_touch_trigger(engine):
     with engine.connect() as conn:
-        triggers = {r[0] for r in conn.execute(text(
-            "SELECT event_object_table FROM information_schema.triggers WHERE trigger_name LIKE '%_touch'"))}
+        triggers = {
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT event_object_table FROM information_schema.triggers WHERE trigger_name LIKE '%_touch'"
+                )
+            )
+        }
     assert set(EDITABLE_TABLES) <= triggers
 
 
 def test_every_geometry_has_a_gist_index(engine):
     with engine.connect() as conn:
-        rows = conn.execute(text("""
+        rows = conn.execute(
+            text("""
             SELECT f_table_name, f_geometry_column,
                    EXISTS (SELECT 1 FROM pg_indexes i WHERE i.tablename = g.f_table_name
                            AND i.indexdef ILIKE '%USING gist%' AND i.indexdef LIKE '%' || g.f_geometry_column || '%')
-            FROM geometry_columns g WHERE f_table_schema = 'public'""")).all()
+            FROM geometry_columns g WHERE f_table_schema = 'public'""")
+        ).all()
     assert rows and all(r[2] for r in rows), [r for r in rows if not r[2]]
-    assert {r[0] for r in rows} >= {"grids", "buildings", "addresses", "residents", "hazards", "assets"}
+    assert {r[0] for r in rows} >= {
+        "grids",
+        "buildings",
+        "addresses",
+        "residents",
+        "hazards",
+        "assets",
+    }

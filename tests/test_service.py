@@ -28,8 +28,12 @@ def test_every_spatial_table_is_a_collection_with_extent_and_count(client, engin
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        spatial = {r[0] for r in conn.execute(text(
-            "SELECT f_table_name FROM geometry_columns WHERE f_table_schema = 'public'"))}
+        spatial = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT f_table_name FROM geometry_columns WHERE f_table_schema = 'public'")
+            )
+        }
         counts = {t: conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar() for t in spatial}
     listed = {c["id"]: c for c in client.get("/collections").json()["collections"]}
     closed = {"residents"}  # 禁止开放: not listed to anonymous callers
@@ -52,7 +56,12 @@ def test_pages_load_nothing_from_the_internet(client):
     """Every script and stylesheet a page names is served by the app itself."""
     import re
 
-    for path in ("/docs", "/?f=html", "/collections?f=html", "/collections/buildings/items?f=html&limit=3"):
+    for path in (
+        "/docs",
+        "/?f=html",
+        "/collections?f=html",
+        "/collections/buildings/items?f=html&limit=3",
+    ):
         page = client.get(path).text
         assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page)
         assert assets, path
