@@ -36,7 +36,6 @@ def test_nothing_served_points_at_the_internet():
             if (
                 path.suffix in (".py", ".html", ".js", ".json", ".j2", ".css")
                 and "vendor" not in path.parts
-            ):
-                if CDN.search(path.read_text(encoding="utf-8", errors="replace")):
-                    hits.append(str(path.relative_to(ROOT)))
+            ) and CDN.search(path.read_text(encoding="utf-8", errors="replace")):
+                hits.append(str(path.relative_to(ROOT)))
     assert hits == []
