@@ -1,0 +1,102 @@
+"""GDAL's own OGC API – Features client (Debian's gdal-bin) reads the service on a real port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import geopandas as gpd
+import httpx
+import pyogrio
+import pytest
+import shapely
+
+pytestmark = pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="gdal-bin is not installed")
+
+
+@pytest.fixture(scope="module")
+def served(db_url):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DATABASE_URL=db_url)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError(proc.stdout.read().decode())
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_ogrinfo_lists_the_layers(served, client):
+    out = subprocess.run(
+        ["ogrinfo", "-ro", "-q", f"OAPIF:{served}/"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    listed = {c["id"] for c in client.get("/collections").json()["collections"]}
+    for layer in listed:
+        assert f": {layer} " in out.stdout, layer
+
+
+def test_ogr2ogr_copies_a_layer_intact(served, engine, tmp_path):
+    target = tmp_path / "facilities.gpkg"
+    out = subprocess.run(
+        [
+            "ogr2ogr",
+            "-f",
+            "GPKG",
+            str(target),
+            f"OAPIF:{served}/",
+            "facilities",
+            "-oo",
+            "PAGE_SIZE=1000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    copied = pyogrio.read_dataframe(target, fid_as_index=True)  # GDAL keeps our ids as FIDs
+    with engine.connect() as conn:
+        source = gpd.read_postgis(
+            "SELECT id, kind, name, capacity, geom FROM facilities ORDER BY id", conn
+        )
+    source = source.set_index("id")
+    assert sorted(copied.index) == sorted(source.index)
+    copied = copied.loc[source.index]
+    assert (copied["kind"] == source["kind"]).all()
+    assert (copied["name"] == source["name"]).all()
+    assert (
+        copied["capacity"].fillna(-1).astype(int).tolist()
+        == source["capacity"].fillna(-1).astype(int).tolist()
+    )
+    assert shapely.distance(copied.geometry.values, source.geometry.values).max() < 1e-7
