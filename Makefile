@@ -54,9 +54,10 @@ test: venv system
 lint: venv
 	$(VENV)/bin/ruff check geo layers tiles api fixtures tests benchmarks
 
+# tipg pins its own FastAPI/Starlette: features.py keeps it in .venv-tipg (made on first use), never
+# in $(VENV). Pass options with e.g. `make bench BENCH_ARGS="--seconds 20 --workers 2"`.
 bench: venv db
-	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) benchmarks/features.py
+	$(PY) benchmarks/features.py $(BENCH_ARGS)
 
 clean:
 	-$(ONEMAP) db down

@@ -9,7 +9,8 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.html import STATIC
-from api.routes import docs, health, ogc
+from api.limits import BodyLimit
+from api.routes import audit, docs, health, ogc, records
 from geo.database import engine as make_engine
 
 
@@ -34,4 +35,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(docs.router)
     app.include_router(health.router)
     app.include_router(ogc.router)
+    app.include_router(records.router)
+    app.include_router(audit.router)
+    app.add_middleware(BodyLimit)
     return app

@@ -71,3 +71,34 @@ def row_rule(viewer: Viewer, layer: str) -> str | None:
     if rule is None or viewer.role in rule[0]:
         return None
     return rule[1]
+
+
+# --- the records (四标四实) write path --------------------------------------------------------
+
+RECORD_TYPES = ("addresses", "buildings", "houses", "residents", "organisations", "facilities")
+
+#: role → which records it may read and write under /records: every grid, its own grids, or none.
+#: Planners and safety officers read (masked) to plan and inspect; only grid workers and
+#: administrators edit. Investment staff and the public have no business with household records.
+RECORD_READ_SCOPE = {"admin": "all", "grid_worker": "own", "planner": "all", "safety": "all"}
+RECORD_WRITE_SCOPE = {"admin": "all", "grid_worker": "own"}
+#: who approves a grid worker's pending change (the community reviewer's desk)
+REVIEWERS = frozenset({"admin"})
+#: role → record types whose personal fields it may read unmasked (with a purpose, audited)
+RECORD_UNMASK = {
+    "admin": frozenset(RECORD_TYPES),
+    "grid_worker": frozenset({"residents", "organisations"}),
+}
+
+
+def record_scope(viewer: Viewer, write: bool) -> str | None:
+    """'all', 'own' (the viewer's grids) or None (no access) for the records API."""
+    return (RECORD_WRITE_SCOPE if write else RECORD_READ_SCOPE).get(viewer.role)
+
+
+def may_unmask_record(viewer: Viewer, record_type: str) -> bool:
+    return record_type in RECORD_UNMASK.get(viewer.role, frozenset())
+
+
+def may_review(viewer: Viewer) -> bool:
+    return viewer.role in REVIEWERS

@@ -48,3 +48,22 @@ def mask_name(value: str | None) -> str | None:
 
 #: How each kind of personal field is masked; the catalogue names the kind of each field.
 MASKS = {"phone": mask_phone, "id_number": mask_id_number, "name": mask_name}
+
+
+#: Personal fields of the base tables and how each is masked: one list for every read path
+#: (features, records, history, tiles, exports).
+PERSONAL_FIELDS: dict[str, dict[str, str]] = {
+    "residents": {"name": "name", "id_number": "id_number", "phone": "phone"},
+    "organisations": {"legal_person": "name", "contact_phone": "phone"},
+    "inspections": {"inspector": "name"},
+    "assets": {"contact_name": "name", "contact_phone": "phone"},
+}
+
+
+def mask_value(kind: str, value):
+    return MASKS[kind](value) if isinstance(value, str) else value
+
+
+def mask_properties(properties: dict, personal: dict[str, str]) -> dict:
+    """A copy of ``properties`` with every personal field masked."""
+    return {k: (mask_value(personal[k], v) if k in personal else v) for k, v in properties.items()}

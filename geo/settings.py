@@ -75,10 +75,21 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, description="Largest request body accepted."
     )
+    review_types: str = Field(
+        default="residents,houses",
+        description="Record types whose changes by grid workers wait for a reviewer (comma-separated).",
+    )
+    max_sync_edits: int = Field(
+        default=5_000, ge=1, description="Most edits one offline-sync batch may carry."
+    )
     id_hash_key: str = Field(
         default="onemap-demo-key-change-me",
         description="Key of the keyed hash (HMAC-SHA256) under which identity numbers are joined.",
     )
+
+    @property
+    def review_type_list(self) -> frozenset[str]:
+        return frozenset(v.strip() for v in self.review_types.split(",") if v.strip())
 
 
 @lru_cache

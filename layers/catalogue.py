@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from geo.privacy import PERSONAL_FIELDS
+
 SHARING_ZH = {"unconditional": "无条件共享", "conditional": "有条件共享", "none": "不予共享"}
 OPENING_ZH = {"open": "无条件开放", "restricted": "受限开放", "closed": "禁止开放"}
 
@@ -122,7 +124,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "People living in the district's houses. Personal data: masked unless the role may see it.",
         sharing_level="conditional",
         opening_level="closed",
-        personal={"name": "name", "id_number": "id_number", "phone": "phone"},
+        personal=PERSONAL_FIELDS["residents"],
     ),
     LayerSpec(
         "organisations",
@@ -132,7 +134,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         RECORDS_DEPT,
         "Enterprises, offices, schools and shops with their unified social credit codes.",
         opening_level="restricted",
-        personal={"legal_person": "name", "contact_phone": "phone"},
+        personal=PERSONAL_FIELDS["organisations"],
     ),
     LayerSpec(
         "facilities",
@@ -198,7 +200,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "Leader night checks, department checks and grid patrols.",
         sharing_level="conditional",
         opening_level="restricted",
-        personal={"inspector": "name"},
+        personal=PERSONAL_FIELDS["inspections"],
         time_field="inspected_at",
     ),
     LayerSpec(
@@ -219,7 +221,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         INVESTMENT,
         "Idle assets for investment promotion in four categories.",
         opening_level="restricted",
-        personal={"contact_name": "name", "contact_phone": "phone"},
+        personal=PERSONAL_FIELDS["assets"],
         internal=("reserve_price_wan", "contact_name", "contact_phone", "notes"),
     ),
 )

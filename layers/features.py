@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    case,
     cast,
     column,
     func,
@@ -67,6 +68,10 @@ class QueryError(ValueError):
 
 class NotFound(LookupError):
     """No such layer or feature (404)."""
+
+
+class Forbidden(PermissionError):
+    """The caller's role may not have what it asked for (403)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,7 @@ class ItemQuery:
     datetime: tuple[datetime | None, datetime | None] | None = None
     crs: str = CRS84
     unmask: frozenset[str] = frozenset()  # personal fields the policy lets this caller see raw
+    unmask_grids: frozenset[str] | None = None  # ... only in these grids (None: everywhere)
 
 
 @dataclass
@@ -204,6 +210,23 @@ def _sql_table(layer: Layer):
         else:
             cols.append(column(f["name"], SQL_TYPES.get(f["type"], String)))
     return table(name, *cols, schema=schema or None)
+
+
+def personal_access(
+    viewer: Viewer, layer: Layer, purpose: str | None
+) -> tuple[frozenset[str], frozenset[str] | None]:
+    """Which personal fields to show raw, and in which grids (None: all), for a stated purpose.
+
+    No purpose, no raw personal data; a purpose from a role that may not see it is refused. A grid
+    worker sees raw values only in their own grids. The caller audits the read."""
+    if purpose is None or not layer.personal:
+        return frozenset(), None
+    if not purpose.strip():
+        raise QueryError("purpose must say why you need the personal data")
+    if not may_see_personal(viewer, layer.id):
+        raise Forbidden(f"your role '{viewer.role}' may not see personal data of {layer.id}")
+    grids = frozenset(viewer.grids) if viewer.role == "grid_worker" else None
+    return frozenset(layer.personal), grids
 
 
 def _masked(layer: Layer, viewer: Viewer, unmask: frozenset[str]) -> set[str]:
@@ -312,8 +335,14 @@ def _properties(layer: Layer, t, q: ItemQuery, viewer: Viewer, masked: set[str])
     out = []
     for name in names:
         expr = t.c[name]
-        if name in masked:
-            expr = getattr(func, MASK_FUNCTIONS[layer.personal[name]])(expr)
+        if name in layer.personal:
+            hidden = getattr(func, MASK_FUNCTIONS[layer.personal[name]])(expr)
+            if name in masked:
+                expr = hidden
+            elif (
+                q.unmask_grids is not None
+            ):  # a grid worker sees raw values in their own grids only
+                expr = case((t.c["grid_code"].in_(sorted(q.unmask_grids)), expr), else_=hidden)
         out.append((name, expr))
     return out
 

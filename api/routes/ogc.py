@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from api.deps import connection, viewer
 from api.errors import Problem
 from api.html import render, wants_html
+from geo import audit
 from geo.access import Viewer
 from layers import features as F
 from layers.catalogue import OPENING_ZH, SHARING_ZH
@@ -46,6 +47,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
 ]
 
+PURPOSE = "Why you need personal data unmasked; the read is written to the audit log"
 Format = Annotated[str | None, Query(alias="f", description="json (default) or html")]
 
 
@@ -353,7 +355,9 @@ class ItemParams:
         crs: Annotated[
             str | None, Query(description="Output CRS URI: CRS84 (default), EPSG 4490, 4326, 3857")
         ] = None,
+        purpose: Annotated[str | None, Query(max_length=500, description=PURPOSE)] = None,
     ):
+        self.purpose = purpose
         self.raw = {
             "limit": limit,
             "offset": offset,
@@ -415,9 +419,16 @@ def items(
     layer = _layer(conn, collection_id, who)
     q = params.query
     try:
+        q.unmask, q.unmask_grids = F.personal_access(who, layer, params.purpose)
         page = F.query_items(conn, layer, q, who)
     except F.QueryError as exc:
         raise Problem(400, str(exc)) from exc
+    except F.Forbidden as exc:
+        raise Problem(403, str(exc)) from exc
+    if q.unmask:
+        ids = [f["id"] for f in orjson.loads(b"[" + b",".join(page.features) + b"]")]
+        detail = {"fields": sorted(q.unmask), "count": len(ids), "ids": ids[:1000]}
+        audit.record(conn, who, "read_personal", layer.id, None, params.purpose, detail)
     path = f"/collections/{collection_id}/items"
     keep = {k: v for k, v in params.raw.items() if v is not None and k not in ("offset",)}
     links = [
@@ -492,6 +503,7 @@ def item(
     feature_id: str,
     f: Format = None,
     crs: Annotated[str | None, Query(description="Output CRS URI")] = None,
+    purpose: Annotated[str | None, Query(max_length=500, description=PURPOSE)] = None,
     conn: Connection = Depends(connection),
     who: Viewer = Depends(viewer),
 ):
@@ -499,11 +511,18 @@ def item(
     layer = _layer(conn, collection_id, who)
     try:
         q = F.ItemQuery(crs=F.parse_crs_uri(crs) if crs else F.CRS84)
+        q.unmask, q.unmask_grids = F.personal_access(who, layer, purpose)
         feature = F.get_item(conn, layer, feature_id, q, who)
     except F.QueryError as exc:
         raise Problem(400, str(exc)) from exc
+    except F.Forbidden as exc:
+        raise Problem(403, str(exc)) from exc
     except F.NotFound as exc:
         raise Problem(404, str(exc)) from exc
+    if q.unmask:
+        audit.record(
+            conn, who, "read_personal", layer.id, feature_id, purpose, {"fields": sorted(q.unmask)}
+        )
     path = f"/collections/{collection_id}/items/{feature_id}"
     links = [
         {"rel": "self", "type": GEOJSON, "href": _url(request, path, f="json")},

@@ -5,6 +5,7 @@ from geo.models.assets import Asset, AssetStatusChange
 from geo.models.base import Base
 from geo.models.baselayers import LandUseParcel, Park, Road, WaterBody
 from geo.models.facts import Facility, House, Organisation, Resident
+from geo.models.records import RecordReview, RecordVersion, SyncReceipt
 from geo.models.safety import Hazard, Inspection, Sensor, SensorReading
 from geo.models.standards import Address, Building
 from geo.models.system import ApiToken, AuditEntry, CatalogueEntry, User, UserGrid
@@ -53,10 +54,13 @@ __all__ = [
     "LandUseParcel",
     "Organisation",
     "Park",
+    "RecordReview",
+    "RecordVersion",
     "Resident",
     "Road",
     "Sensor",
     "SensorReading",
+    "SyncReceipt",
     "User",
     "UserGrid",
     "WaterBody",

@@ -1,0 +1,82 @@
+"""Refuse oversized request bodies before anyone reads them (413 problem+json).
+
+A pure ASGI middleware: it trusts neither Content-Length alone nor the client's good manners; it
+counts the bytes as they arrive and stops at the limit. Uploads to ingest have their own, larger
+limit; everything else takes ``ONEMAP_MAX_BODY_BYTES``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from geo.settings import service_settings
+
+UPLOAD_PREFIXES = ("/layers/",)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    def __init__(self, app):
+        self.app = app
+
+    def _limit(self, path: str) -> int:
+        settings = service_settings()
+        if path.startswith(UPLOAD_PREFIXES):
+            return getattr(settings, "max_upload_bytes", 200 * 1024 * 1024)
+        return settings.max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self._limit(scope["path"])
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await _refuse(send, limit)
+        seen = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _refuse(send, limit)
+
+
+async def _refuse(send, limit: int) -> None:
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": "Payload too large",
+            "status": 413,
+            "detail": f"the request body is larger than {limit:,} bytes: send less, or split it",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

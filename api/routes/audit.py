@@ -1,0 +1,43 @@
+"""``/audit``: the audit log, for administrators (JSON, or a table with f=html)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from api.deps import require_role
+from api.html import render, wants_html
+from geo import audit
+from geo.access import Viewer
+
+router = APIRouter(tags=["audit"])
+
+
+@router.get("/audit", summary="Every write and every unmasked personal read (administrators only)")
+def audit_log(
+    request: Request,
+    who: Viewer = Depends(require_role("admin")),
+    actor: str | None = None,
+    action: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    f: Annotated[str | None, Query()] = None,
+):
+    with request.app.state.engine.connect() as conn:
+        entries, total = audit.query(
+            conn, actor, action, target_type, target_id, since, until, limit, offset
+        )
+    if wants_html(request, f):
+        return render("audit.html", request, entries=entries, total=total)
+    return Response(
+        orjson.dumps({"numberMatched": total, "entries": entries}, default=str),
+        media_type="application/json",
+    )

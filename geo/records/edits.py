@@ -1,0 +1,161 @@
+"""One edit, start to end: applied at once, or held for review when a grid worker changes a record
+type that needs a community reviewer's approval (residents and houses by default)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from geo import audit
+from geo.access import Viewer, may_review
+from geo.records import store
+from geo.records.types import RecordError, RecordType, record_type
+from geo.settings import service_settings
+
+
+@dataclass
+class Outcome:
+    status: str  # applied | pending
+    record: store.Record | None
+    review_id: int | None = None
+
+
+def needs_review(viewer: Viewer, rtype: RecordType) -> bool:
+    return viewer.role == "grid_worker" and rtype.name in service_settings().review_type_list
+
+
+def submit(
+    conn: Connection,
+    viewer: Viewer,
+    rtype: RecordType,
+    action: str,
+    record_id: int | None,
+    if_match: int | None,
+    properties: dict | None,
+    geometry: dict | None,
+) -> Outcome:
+    """Apply the edit, or check it fully and hold it for review."""
+    if not needs_review(viewer, rtype):
+        return Outcome(
+            "applied",
+            store.apply(conn, viewer, rtype, action, record_id, if_match, properties, geometry),
+        )
+    # a dry run inside a savepoint: the change must be valid now, and the reviewer sees a valid change
+    dry = conn.begin_nested()
+    try:
+        after = store.apply(conn, viewer, rtype, action, record_id, if_match, properties, geometry)
+    finally:
+        dry.rollback()
+    review_id = conn.execute(
+        text("""INSERT INTO record_reviews (record_type, record_id, action, base_version, payload, grid_code,
+                                            submitted_by)
+                VALUES (:t, :id, :a, :v, CAST(:p AS jsonb), :g, :u) RETURNING id"""),
+        {
+            "t": rtype.name,
+            "id": record_id,
+            "a": action,
+            "v": if_match,
+            "p": json.dumps({"properties": properties, "geometry": geometry}, ensure_ascii=False),
+            "g": after.properties.get("grid_code") if after else None,
+            "u": viewer.username,
+        },
+    ).scalar_one()
+    audit.record(
+        conn,
+        viewer,
+        "submit_review",
+        rtype.name,
+        record_id,
+        detail={"review": review_id, "action": action},
+    )
+    return Outcome("pending", None, review_id)
+
+
+def list_reviews(
+    conn: Connection, viewer: Viewer, status: str = "pending", limit: int = 100
+) -> list[dict]:
+    """Reviewers see every review; a grid worker sees their own submissions."""
+    if not may_review(viewer) and viewer.role != "grid_worker":
+        raise RecordError("forbidden", f"your role '{viewer.role}' has no reviews")
+    mine = None if may_review(viewer) else viewer.username
+    rows = conn.execute(
+        text("""SELECT id, record_type, record_id, action, base_version, payload, grid_code, submitted_by,
+                       submitted_at, status, reviewed_by, reviewed_at, note, result_version
+                FROM record_reviews
+                WHERE status = :s AND (CAST(:mine AS text) IS NULL OR submitted_by = :mine)
+                ORDER BY id LIMIT :limit"""),
+        {"s": status, "mine": mine, "limit": limit},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def decide(
+    conn: Connection, reviewer: Viewer, review_id: int, approve: bool, note: str | None = None
+) -> dict:
+    """Approve (apply now, as the submitter, if the record has not moved on) or reject a change."""
+    if not may_review(reviewer):
+        raise RecordError("forbidden", f"your role '{reviewer.role}' may not review changes")
+    row = (
+        conn.execute(
+            text("SELECT * FROM record_reviews WHERE id = :id FOR UPDATE"), {"id": review_id}
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise RecordError("not_found", f"no review {review_id}")
+    if row["status"] != "pending":
+        raise RecordError("conflict", f"review {review_id} was {row['status']} already")
+    version = None
+    status = "rejected"
+    if approve:
+        submitter = Viewer(username=row["submitted_by"], role="grid_worker")
+        payload = row["payload"]
+        try:
+            with conn.begin_nested():
+                after = store.apply(
+                    conn,
+                    reviewer,
+                    record_type(row["record_type"]),
+                    row["action"],
+                    row["record_id"],
+                    row["base_version"],
+                    payload.get("properties"),
+                    payload.get("geometry"),
+                    review_id=review_id,
+                    actor=submitter,
+                )
+        except RecordError as exc:
+            note = f"could not be applied: {exc.detail}"
+            _close(conn, reviewer, review_id, "rejected", note, None)
+            raise RecordError("stale" if exc.kind == "stale" else exc.kind, note) from exc
+        version = after.version if after else None
+        status = "approved"
+    _close(conn, reviewer, review_id, status, note, version)
+    return {"id": review_id, "status": status, "result_version": version}
+
+
+def _close(
+    conn: Connection,
+    reviewer: Viewer,
+    review_id: int,
+    status: str,
+    note: str | None,
+    version: int | None,
+) -> None:
+    conn.execute(
+        text("""UPDATE record_reviews SET status = :s, reviewed_by = :r, reviewed_at = now(), note = :n,
+                       result_version = :v WHERE id = :id"""),
+        {"s": status, "r": reviewer.username, "n": note, "v": version, "id": review_id},
+    )
+    audit.record(
+        conn,
+        reviewer,
+        "approve" if status == "approved" else "reject",
+        "record_reviews",
+        review_id,
+        detail={"note": note},
+    )

@@ -1,0 +1,495 @@
+"""Reading and writing 四标四实 records: the grid rule, derived fields and codes, optimistic
+concurrency, history and the audit entry, all inside the caller's transaction.
+
+"Inside" is decided by geometry: a record belongs to the grid its position lies in (within 1 cm,
+so that a point on a shared edge belongs to both). A grid worker may touch a record only if its
+stored position lies in one of their grids, and may not move it out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from geo import audit
+from geo.access import Viewer, may_unmask_record, record_scope
+from geo.privacy import PERSONAL_FIELDS, keyed_hash, mask_properties
+from geo.records.types import REFERENCES, RecordError, RecordType, check_geometry, check_properties
+from geo.settings import service_settings
+
+TOLERANCE_DEG = 1e-7  # about 1 cm
+SERVER_FIELDS = ("id", "version", "created_at", "updated_at", "grid_code", "id_hash")
+
+
+@dataclass
+class Record:
+    """A record as stored: properties, GeoJSON geometry, version."""
+
+    type: str
+    id: int
+    version: int
+    properties: dict
+    geometry: dict | None
+
+    @property
+    def etag(self) -> str:
+        return f'"v{self.version}"'
+
+    def feature(self, masked: bool = True) -> dict:
+        props = {k: v for k, v in self.properties.items() if k != "id_hash"}
+        if masked:
+            props = mask_properties(props, PERSONAL_FIELDS.get(self.type, {}))
+        return {"type": "Feature", "id": self.id, "geometry": self.geometry, "properties": props}
+
+
+def load(conn: Connection, rtype: RecordType, record_id: int, lock: bool = False) -> Record:
+    row = conn.execute(
+        text(f"""SELECT to_jsonb(t) - 'geom' AS props, ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry, t.version
+                 FROM {rtype.name} t WHERE t.id = :id {"FOR UPDATE" if lock else ""}"""),
+        {"id": record_id},
+    ).first()
+    if row is None:
+        raise RecordError("not_found", f"no {rtype.name} record {record_id}")
+    return Record(rtype.name, record_id, row.version, row.props, row.geometry)
+
+
+# --- the grid rule ------------------------------------------------------------------------------
+
+
+def _anchor_sql(geom_sql: str) -> str:
+    """A point that stands for the shape: the centroid when it lies inside, else a point on it."""
+    return (
+        f"(CASE WHEN ST_Within(ST_Centroid({geom_sql}), {geom_sql}) THEN ST_Centroid({geom_sql}) "
+        f"ELSE ST_PointOnSurface({geom_sql}) END)"
+    )
+
+
+def locate(conn: Connection, geometry_json: str, own: list[str]) -> str | None:
+    """The grid a position lies in, preferring the caller's own grids on a shared edge."""
+    return conn.execute(
+        text(f"""WITH a AS (SELECT {_anchor_sql("ST_SetSRID(ST_GeomFromGeoJSON(:g), 4490)")} AS p)
+                 SELECT code FROM grids, a WHERE ST_DWithin(geom, a.p, :tol)
+                 ORDER BY code = ANY(:own) DESC, ST_Intersects(geom, a.p) DESC, code LIMIT 1"""),
+        {"g": geometry_json, "tol": TOLERANCE_DEG, "own": own},
+    ).scalar()
+
+
+def inside_own_grids(conn: Connection, geometry_json: str, own: list[str]) -> bool:
+    """The whole shape lies within the caller's grids (within 1 cm)."""
+    return bool(
+        conn.execute(
+            text("""SELECT coalesce(ST_CoveredBy(ST_SetSRID(ST_GeomFromGeoJSON(:g), 4490),
+                                             ST_Buffer(ST_Union(geom), :tol)), false)
+                FROM grids WHERE code = ANY(:own)"""),
+            {"g": geometry_json, "tol": TOLERANCE_DEG, "own": own},
+        ).scalar()
+    )
+
+
+def require_scope(viewer: Viewer, write: bool) -> str:
+    scope = record_scope(viewer, write)
+    if scope is None:
+        verb = "edit" if write else "read"
+        if viewer.anonymous:
+            raise RecordError("unauthorised", f"sign in to {verb} 四标四实 records")
+        raise RecordError("forbidden", f"your role '{viewer.role}' may not {verb} 四标四实 records")
+    return scope
+
+
+def check_owned(conn: Connection, viewer: Viewer, record: Record, write: bool) -> None:
+    if require_scope(viewer, write) == "own" and (
+        record.geometry is None
+        or not inside_own_grids(conn, json.dumps(record.geometry), sorted(viewer.grids))
+    ):
+        raise RecordError(
+            "forbidden",
+            f"{record.type} {record.id} lies outside your grids "
+            f"({', '.join(sorted(viewer.grids))})",
+        )
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def read(
+    conn: Connection, viewer: Viewer, rtype: RecordType, record_id: int, purpose: str | None = None
+) -> tuple[Record, bool]:
+    """The record and whether it is shown unmasked (then the read is audited with its purpose)."""
+    record = load(conn, rtype, record_id)
+    check_owned(conn, viewer, record, write=False)
+    unmasked = unmask_allowed(viewer, rtype, purpose)
+    if unmasked:
+        audit.record(
+            conn,
+            viewer,
+            "read_personal",
+            rtype.name,
+            record_id,
+            purpose,
+            {"fields": sorted(PERSONAL_FIELDS.get(rtype.name, {}))},
+        )
+    return record, unmasked
+
+
+def unmask_allowed(viewer: Viewer, rtype: RecordType, purpose: str | None) -> bool:
+    """Personal fields are shown only with a stated purpose, to a role that may see them."""
+    if purpose is None or rtype.name not in PERSONAL_FIELDS:
+        return False
+    if not purpose.strip() or len(purpose) > 500:
+        raise RecordError(
+            "bad_request",
+            "purpose must say, in under 500 characters, why you need the personal data",
+        )
+    if not may_unmask_record(viewer, rtype.name):
+        raise RecordError(
+            "forbidden", f"your role '{viewer.role}' may not see personal data of {rtype.name}"
+        )
+    return True
+
+
+def list_records(
+    conn: Connection,
+    viewer: Viewer,
+    rtype: RecordType,
+    limit: int,
+    offset: int,
+    purpose: str | None = None,
+) -> tuple[list[Record], int, bool]:
+    """Records the caller may read (their grids, or all), in id order; and whether unmasked."""
+    scope = require_scope(viewer, write=False)
+    where = "true" if scope == "all" else "t.grid_code = ANY(:own)"
+    params = {"own": sorted(viewer.grids), "limit": limit, "offset": offset}
+    rows = conn.execute(
+        text(f"""SELECT t.id, t.version, to_jsonb(t) - 'geom' AS props, ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry
+                 FROM {rtype.name} t WHERE {where} ORDER BY t.id LIMIT :limit OFFSET :offset"""),
+        params,
+    ).all()
+    total = conn.execute(
+        text(f"SELECT count(*) FROM {rtype.name} t WHERE {where}"), params
+    ).scalar_one()
+    records = [Record(rtype.name, r.id, r.version, r.props, r.geometry) for r in rows]
+    unmasked = unmask_allowed(viewer, rtype, purpose)
+    if unmasked and records:
+        audit.record(
+            conn,
+            viewer,
+            "read_personal",
+            rtype.name,
+            None,
+            purpose,
+            {"ids": [r.id for r in records], "fields": sorted(PERSONAL_FIELDS[rtype.name])},
+        )
+    return records, int(total), unmasked
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def apply(
+    conn: Connection,
+    viewer: Viewer,
+    rtype: RecordType,
+    action: str,
+    record_id: int | None,
+    if_match: int | None,
+    properties: dict | None,
+    geometry: dict | None,
+    review_id: int | None = None,
+    actor: Viewer | None = None,
+) -> Record | None:
+    """Create, replace, update (partial), delete or restore one record; return its new state.
+
+    Everything happens on ``conn``: the caller's transaction (or savepoint) commits or rolls back
+    the change, its history row and its audit entry together.
+    """
+    scope = require_scope(viewer, write=True)
+    own = sorted(viewer.grids)
+    current: Record | None = None
+    if action != "create":
+        if record_id is None:
+            raise RecordError("bad_request", "which record? an id is needed")
+        current = load(conn, rtype, record_id, lock=True)
+        if scope == "own":
+            check_owned(conn, viewer, current, write=True)
+        if if_match is None:
+            raise RecordError(
+                "precondition_required",
+                f"send If-Match with the ETag you read (currently {current.etag}) so no edit is lost",
+            )
+        if if_match != current.version:
+            raise RecordError(
+                "stale",
+                f"{rtype.name} {record_id} is at version {current.version}, "
+                f"you edited version {if_match}: read it again and re-apply your change",
+                current=current,
+            )
+    if action == "delete":
+        _write_delete(conn, rtype, current)
+        _remember(
+            conn,
+            actor or viewer,
+            rtype,
+            current.id,
+            current.version,
+            "delete",
+            current,
+            None,
+            review_id,
+        )
+        audit.record(
+            conn,
+            actor or viewer,
+            "delete",
+            rtype.name,
+            current.id,
+            detail={"version": current.version},
+        )
+        return None
+
+    complete = action in ("create", "replace", "restore")
+    props = check_properties(rtype, properties if properties is not None else {}, complete=complete)
+    geom = check_geometry(rtype, geometry) if (geometry is not None or action != "update") else None
+    if action == "update":
+        merged = {k: current.properties.get(k) for k in rtype.editable} | props
+        geometry_json = (
+            json.dumps(geometry) if geometry is not None else json.dumps(current.geometry)
+        )
+    else:
+        merged = {k: props.get(k, _default(rtype, k)) for k in rtype.editable}
+        geometry_json = json.dumps(geometry) if geom is not None else None
+    _check_references(conn, rtype, merged)
+    if rtype.parent is not None:
+        geometry_json = _parent_position(conn, rtype, merged)
+    grid = locate(conn, geometry_json, own)
+    if grid is None:
+        raise RecordError(
+            "invalid", "the position lies outside the district: no standard grid contains it"
+        )
+    if scope == "own" and not inside_own_grids(conn, geometry_json, own):
+        where = "be moved" if action != "create" else "be placed"
+        raise RecordError(
+            "forbidden",
+            f"the {rtype.name[:-1]} would lie in grid {grid}, outside your grids "
+            f"({', '.join(own)}): it may not {where} there",
+        )
+    _derive(conn, rtype, merged, props, grid)
+    new_id = _write(conn, rtype, action, current, merged, geometry_json, grid)
+    after = load(conn, rtype, new_id)
+    verb = "create" if action == "create" else action
+    _remember(conn, actor or viewer, rtype, new_id, after.version, verb, current, after, review_id)
+    audit.record(
+        conn,
+        actor or viewer,
+        verb,
+        rtype.name,
+        new_id,
+        detail={"version": after.version, "changed": _changed(current, after)},
+    )
+    return after
+
+
+def _default(rtype: RecordType, name: str):
+    column = rtype.table.c[name]
+    if column.server_default is not None:
+        return {"{}": [], "false": False, "true": True, "0": 0}.get(str(column.server_default.arg))
+    return None
+
+
+def _check_references(conn: Connection, rtype: RecordType, merged: dict) -> None:
+    for field, table in REFERENCES.items():
+        value = merged.get(field)
+        if field in rtype.editable and value is not None:
+            found = conn.execute(
+                text(f"SELECT 1 FROM {table} WHERE id = :id"), {"id": value}
+            ).first()
+            if found is None:
+                raise RecordError("invalid", f"{field} {value}: there is no such {table[:-1]}")
+
+
+def _parent_position(conn: Connection, rtype: RecordType, merged: dict) -> str:
+    if rtype.parent == "house":
+        sql, params = (
+            "SELECT ST_AsGeoJSON(geom, 9, 0) FROM houses WHERE id = :id",
+            {"id": merged["house_id"]},
+        )
+    elif merged.get("address_id") is not None:
+        sql = """SELECT ST_AsGeoJSON(coalesce(
+                     (SELECT a.geom FROM addresses a WHERE a.id = :a AND a.building_id = :b),
+                     (SELECT ST_PointOnSurface(geom) FROM buildings WHERE id = :b)), 9, 0)"""
+        params = {"a": merged["address_id"], "b": merged["building_id"]}
+    else:
+        sql = "SELECT ST_AsGeoJSON(ST_PointOnSurface(geom), 9, 0) FROM buildings WHERE id = :b"
+        params = {"b": merged["building_id"]}
+    return conn.execute(text(sql), params).scalar_one()
+
+
+def _derive(conn: Connection, rtype: RecordType, merged: dict, sent: dict, grid: str) -> None:
+    """Codes that nest in the area the record lies in (allocated when left out), keyed hashes."""
+    if rtype.name == "residents":
+        merged["id_hash"] = keyed_hash(merged["id_number"], service_settings().id_hash_key)
+    if rtype.name == "addresses":
+        community = grid[:12]
+        if "area_code" not in sent:
+            merged["area_code"] = community
+        if merged["area_code"] != community:
+            raise RecordError(
+                "invalid",
+                f"the address lies in community {community}, but its area_code says "
+                f"{merged['area_code']}: codes must agree with where it lies",
+            )
+        code = merged.get("code")
+        if "code" not in sent and (code is None or code[:12] != community):
+            merged["code"] = _allocate(conn, "addresses", community, 8)
+        elif not (code and len(code) == 20 and code.isdigit() and code[:12] == community):
+            raise RecordError(
+                "invalid",
+                f"address code {code} must be 20 digits beginning with its "
+                f"community's code {community}",
+            )
+    if rtype.name == "buildings":
+        code = merged.get("code")
+        if "code" not in sent and (code is None or code[:15] != grid):
+            merged["code"] = _allocate(conn, "buildings", grid, 4)
+        elif not (code and len(code) == 19 and code.isdigit() and code[:15] == grid):
+            raise RecordError(
+                "invalid",
+                f"building code {code} must be 19 digits beginning with the "
+                f"code of the grid it stands in ({grid})",
+            )
+
+
+def _allocate(conn: Connection, table: str, prefix: str, digits: int) -> str:
+    """The next free code under a prefix; concurrent writers queue on an advisory lock."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{table}:{prefix}"})
+    last = conn.execute(
+        text(f"SELECT max(right(code, {digits}))::bigint FROM {table} WHERE code LIKE :p"),
+        {"p": prefix + "%"},
+    ).scalar()
+    nxt = (last or 0) + 1
+    if nxt >= 10**digits:
+        raise RecordError("conflict", f"no free code left under {prefix}")
+    return prefix + str(nxt).zfill(digits)
+
+
+def _write(
+    conn: Connection,
+    rtype: RecordType,
+    action: str,
+    current: Record | None,
+    merged: dict,
+    geometry_json: str,
+    grid: str,
+) -> int:
+    columns = [c for c in rtype.editable if c in merged] + (
+        ["id_hash"] if rtype.name == "residents" else []
+    )
+    params = {c: merged[c] for c in columns} | {"g": geometry_json, "grid": grid}
+    casts = {c: f"CAST(:{c} AS {_sql_type(rtype, c)})" for c in columns}
+    geom_sql = "ST_SetSRID(ST_GeomFromGeoJSON(:g), 4490)"
+    if rtype.geometry == "Polygon":
+        geom_sql = f"ST_Force2D({geom_sql})"
+    try:
+        with conn.begin_nested():
+            if action == "create":
+                sql = (
+                    f"INSERT INTO {rtype.name} ({', '.join(columns)}, geom, grid_code) "
+                    f"VALUES ({', '.join(casts[c] for c in columns)}, {geom_sql}, :grid) RETURNING id"
+                )
+                return conn.execute(text(sql), params).scalar_one()
+            sets = ", ".join(f"{c} = {casts[c]}" for c in columns)
+            sql = f"UPDATE {rtype.name} SET {sets}, geom = {geom_sql}, grid_code = :grid WHERE id = :id RETURNING id"
+            return conn.execute(text(sql), params | {"id": current.id}).scalar_one()
+    except DBAPIError as exc:
+        raise _refusal(exc) from exc
+
+
+def _write_delete(conn: Connection, rtype: RecordType, current: Record) -> None:
+    try:
+        with conn.begin_nested():
+            conn.execute(text(f"DELETE FROM {rtype.name} WHERE id = :id"), {"id": current.id})
+    except DBAPIError as exc:
+        raise _refusal(exc) from exc
+
+
+def _sql_type(rtype: RecordType, column: str) -> str:
+    if column == "aliases":
+        return "text[]"
+    return rtype.table.c[column].type.compile(dialect=postgresql.dialect())
+
+
+def _refusal(exc: DBAPIError) -> RecordError:
+    """A database refusal, in words a person can act on."""
+    diag = getattr(exc.orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None) or ""
+    code = getattr(exc.orig, "sqlstate", None) or ""
+    if code == "23503":  # foreign key
+        return RecordError(
+            "conflict",
+            f"other records still refer to this one ({constraint}): move or delete them first",
+        )
+    if code == "23505":
+        return RecordError(
+            "conflict", f"a record with the same unique value exists already ({constraint})"
+        )
+    if code.startswith("23"):
+        return RecordError("invalid", f"the record breaks the rule {constraint or code}")
+    return RecordError(
+        "invalid", f"the database refused the record: {str(exc.orig).splitlines()[0]}"
+    )
+
+
+def _remember(
+    conn: Connection,
+    viewer: Viewer,
+    rtype: RecordType,
+    record_id: int,
+    version: int,
+    action: str,
+    before: Record | None,
+    after: Record | None,
+    review_id: int | None,
+) -> None:
+    conn.execute(
+        text("""INSERT INTO record_history (record_type, record_id, version, action, actor, role,
+                                            before, after, changed, review_id)
+                VALUES (:t, :id, :v, :a, :actor, :role, CAST(:b AS jsonb), CAST(:af AS jsonb), :changed, :rid)"""),
+        {
+            "t": rtype.name,
+            "id": record_id,
+            "v": version,
+            "a": action,
+            "actor": viewer.username,
+            "role": viewer.role,
+            "b": _state_json(before),
+            "af": _state_json(after),
+            "changed": _changed(before, after),
+            "rid": review_id,
+        },
+    )
+
+
+def _state_json(record: Record | None) -> str | None:
+    if record is None:
+        return None
+    return json.dumps(
+        {"properties": record.properties, "geometry": record.geometry}, ensure_ascii=False
+    )
+
+
+def _changed(before: Record | None, after: Record | None) -> list[str]:
+    if before is None or after is None:
+        return []
+    keys = set(before.properties) | set(after.properties)
+    out = sorted(
+        k
+        for k in keys - {"version", "updated_at", "created_at"}
+        if before.properties.get(k) != after.properties.get(k)
+    )
+    if before.geometry != after.geometry:
+        out.append("geometry")
+    return out

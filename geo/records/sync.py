@@ -1,0 +1,183 @@
+"""Offline sync for the field: a batch of edits made without a network, each applied in its own
+transaction, each answered applied / pending / conflict / rejected. Edits carry the client's own
+id; the answer is kept, so replaying a batch changes nothing and gets the same answers back.
+Conflicts are never resolved silently: the answer carries the server's version and, field by field,
+what the client wanted, what the server has, and what the client's base version had (as QField and
+Mergin Maps report their deltas)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from geo.access import Viewer
+from geo.privacy import PERSONAL_FIELDS, mask_properties
+from geo.records import edits
+from geo.records.types import RecordError, check_crs, record_type
+from geo.settings import service_settings
+
+ACTIONS = ("create", "update", "replace", "delete")
+
+
+@dataclass(frozen=True)
+class Edit:
+    client_id: str
+    type: str
+    action: str
+    id: int | None
+    base_version: int | None
+    properties: dict | None
+    geometry: dict | None
+
+
+def parse(batch: object) -> list[Edit]:
+    """The batch's edits, or a RecordError naming the first malformed one (then nothing is applied)."""
+    if not isinstance(batch, dict) or not isinstance(batch.get("edits"), list):
+        raise RecordError("invalid", 'send {"edits": [...]}: a list of edits')
+    raw = batch["edits"]
+    limit = service_settings().max_sync_edits
+    if len(raw) > limit:
+        raise RecordError("too_large", f"a batch may carry at most {limit} edits; split it")
+    out, seen = [], set()
+    for n, e in enumerate(raw):
+        where = f"edit {n}"
+        if not isinstance(e, dict):
+            raise RecordError("invalid", f"{where} must be an object")
+        cid = e.get("client_id")
+        if not isinstance(cid, str) or not 1 <= len(cid) <= 100:
+            raise RecordError("invalid", f"{where}: client_id must be a text of 1–100 characters")
+        if cid in seen:
+            raise RecordError("invalid", f"{where}: client_id {cid!r} appears twice in the batch")
+        seen.add(cid)
+        if e.get("action") not in ACTIONS:
+            raise RecordError("invalid", f"{where}: action must be one of {', '.join(ACTIONS)}")
+        for key in ("id", "base_version"):
+            if e.get(key) is not None and (isinstance(e[key], bool) or not isinstance(e[key], int)):
+                raise RecordError("invalid", f"{where}: {key} must be a whole number")
+        if not isinstance(e.get("type"), str):
+            raise RecordError("invalid", f"{where}: type must name a record type")
+        check_crs(e)
+        out.append(
+            Edit(
+                cid,
+                e["type"],
+                e["action"],
+                e.get("id"),
+                e.get("base_version"),
+                e.get("properties"),
+                e.get("geometry"),
+            )
+        )
+    return out
+
+
+def run(engine: Engine, viewer: Viewer, batch: list[Edit]) -> list[dict]:
+    """Apply each edit in its own transaction; return one answer per edit, in order."""
+    with engine.connect() as conn:
+        user_id = conn.execute(
+            text("SELECT id FROM users WHERE username = :u"), {"u": viewer.username}
+        ).scalar()
+    if user_id is None:
+        raise RecordError("forbidden", "offline sync needs a signed-in user")
+    return [_one(engine, viewer, user_id, edit) for edit in batch]
+
+
+def _one(engine: Engine, viewer: Viewer, user_id: int, edit: Edit) -> dict:
+    with engine.begin() as conn:
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+            {"k": f"sync:{user_id}:{edit.client_id}"},
+        )
+        kept = conn.execute(
+            text("SELECT result FROM sync_receipts WHERE user_id = :u AND client_id = :c"),
+            {"u": user_id, "c": edit.client_id},
+        ).scalar()
+        if kept is not None:
+            return kept | {"replayed": True}
+        answer = _apply(conn, viewer, edit)
+        conn.execute(
+            text(
+                "INSERT INTO sync_receipts (user_id, client_id, result) VALUES (:u, :c, CAST(:r AS jsonb))"
+            ),
+            {
+                "u": user_id,
+                "c": edit.client_id,
+                "r": json.dumps(answer, ensure_ascii=False, default=str),
+            },
+        )
+        return answer
+
+
+def _apply(conn: Connection, viewer: Viewer, edit: Edit) -> dict:
+    head = {"client_id": edit.client_id, "type": edit.type, "action": edit.action, "id": edit.id}
+    savepoint = conn.begin_nested()
+    try:
+        rtype = record_type(edit.type)
+        outcome = edits.submit(
+            conn,
+            viewer,
+            rtype,
+            edit.action,
+            edit.id,
+            edit.base_version,
+            edit.properties,
+            edit.geometry,
+        )
+    except RecordError as exc:
+        savepoint.rollback()
+        if exc.kind == "stale":
+            return (
+                head
+                | {"status": "conflict", "reason": exc.detail}
+                | _conflict(conn, edit, exc.extra["current"])
+            )
+        return head | {"status": "rejected", "reason": exc.detail, "kind": exc.kind}
+    savepoint.commit()
+    if outcome.status == "pending":
+        return head | {"status": "pending", "review_id": outcome.review_id}
+    record = outcome.record
+    return head | {
+        "status": "applied",
+        "id": record.id if record else edit.id,
+        "version": record.version if record else None,
+    }
+
+
+def _conflict(conn: Connection, edit: Edit, current) -> dict:
+    """The server's version and a field-level diff: yours, the server's, and your base version's."""
+    personal = PERSONAL_FIELDS.get(edit.type, {})
+    base = conn.execute(
+        text("""SELECT after FROM record_history WHERE record_type = :t AND record_id = :id AND version = :v
+                ORDER BY id DESC LIMIT 1"""),
+        {"t": edit.type, "id": edit.id, "v": edit.base_version},
+    ).scalar()
+    base_props = (base or {}).get("properties", {})
+    yours = dict(edit.properties or {})
+    if edit.geometry is not None:
+        yours["geometry"] = edit.geometry
+    server = dict(current.properties) | {"geometry": current.geometry}
+    based = dict(base_props) | ({"geometry": base["geometry"]} if base else {})
+    diff = {}
+    for field in sorted(
+        set(yours)
+        | {k for k in server if base and based.get(k) != server.get(k)} - {"version", "updated_at"}
+    ):
+        entry = {"yours": yours.get(field), "server": server.get(field)}
+        if base:
+            entry["base"] = based.get(field)
+            entry["changed_on_server"] = based.get(field) != server.get(field)
+        if field in personal:
+            entry = mask_properties(
+                entry, dict.fromkeys(("yours", "server", "base"), personal[field])
+            )
+        diff[field] = entry
+    return {
+        "server_version": current.version,
+        "diff": diff,
+        "server": mask_properties(
+            {k: v for k, v in current.properties.items() if k != "id_hash"}, personal
+        ),
+    }
