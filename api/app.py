@@ -10,15 +10,15 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.html import STATIC
 from api.limits import BodyLimit
-from api.routes import audit, docs, health, ogc, records
+from api.routes import audit, catalog, docs, health, ingest, ogc, records
 from geo.database import engine as make_engine
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.engine = make_engine(database_url)
         yield
+        app.state.engine.dispose()
 
     app = FastAPI(
         title="onemap 一张图",
@@ -30,6 +30,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    # made here, not in the lifespan, so that every ASGI host (test clients, fuzzers) has it; the
+    # engine connects lazily, on first use
+    app.state.engine = make_engine(database_url)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(docs.router)
@@ -37,5 +40,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(ogc.router)
     app.include_router(records.router)
     app.include_router(audit.router)
+    app.include_router(catalog.router)
+    app.include_router(ingest.router)
     app.add_middleware(BodyLimit)
     return app

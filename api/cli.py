@@ -12,6 +12,7 @@ import time
 import typer
 from rich.console import Console
 
+from api.cli_layers import layers_app
 from geo.cluster import Cluster, ClusterError
 from geo.settings import database_settings, service_settings
 
@@ -23,6 +24,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 users_app = typer.Typer(help="Users, roles and bearer tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(layers_app, name="layers")
 
 
 def _cluster() -> Cluster:

@@ -1,4 +1,5 @@
-"""Refuse oversized request bodies before anyone reads them (413 problem+json).
+"""Refuse oversized request bodies before anyone reads them (413 problem+json), and addresses
+with NUL bytes, which no text field can hold (400).
 
 A pure ASGI middleware: it trusts neither Content-Length alone nor the client's good manners; it
 counts the bytes as they arrive and stops at the limit. Uploads to ingest have their own, larger
@@ -31,10 +32,12 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower():
+            return await _refuse(send, 400, "the address contains a NUL character (%00): remove it")
         limit = self._limit(scope["path"])
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await _refuse(send, limit)
+            return await _refuse(send, 413, _too_large(limit))
         seen = 0
         started = False
 
@@ -57,22 +60,22 @@ class BodyLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _refuse(send, limit)
+                await _refuse(send, 413, _too_large(limit))
 
 
-async def _refuse(send, limit: int) -> None:
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than {limit:,} bytes: send less, or split it"
+
+
+async def _refuse(send, status: int, detail: str) -> None:
+    title = {400: "Bad request", 413: "Payload too large"}[status]
     body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": "Payload too large",
-            "status": 413,
-            "detail": f"the request body is larger than {limit:,} bytes: send less, or split it",
-        }
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}
     ).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),

@@ -75,6 +75,11 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, description="Largest request body accepted."
     )
+    max_upload_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        ge=1,
+        description="Largest departmental file accepted by POST /layers/{id}/ingest (413 above).",
+    )
     review_types: str = Field(
         default="residents,houses",
         description="Record types whose changes by grid workers wait for a reviewer (comma-separated).",

@@ -72,3 +72,85 @@ def scratch_url():
     create_database(url, replace=True)
     yield url
     drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def served(db_url):
+    """The app on a real loopback port (uvicorn in a subprocess, 2 workers), for real HTTP clients."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DATABASE_URL=db_url)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError(proc.stdout.read().decode())
+    yield base
+    proc.terminate()
+    proc.wait(timeout=15)
+
+
+def snapshot(engine, tables=None) -> dict[str, str]:
+    """An md5 of every row of the tables a write could touch: equal snapshots, equal databases."""
+    from sqlalchemy import text
+
+    tables = tables or (
+        "addresses",
+        "buildings",
+        "houses",
+        "residents",
+        "organisations",
+        "facilities",
+        "record_history",
+        "record_reviews",
+        "sync_receipts",
+        "audit_log",
+        "users",
+        "user_grids",
+        "api_tokens",
+        "grids",
+        "admin_areas",
+    )
+    out = {}
+    with engine.connect() as conn:
+        for table in tables:
+            out[table] = conn.execute(
+                text(
+                    f"SELECT count(*) || ':' || coalesce(md5(string_agg(md5(t::text), '' ORDER BY t::text)), '') "
+                    f"FROM {table} t"
+                )
+            ).scalar()
+    return out

@@ -262,6 +262,8 @@ def decide(
             result = record_edits.decide(conn, who, review_id, decision == "approve", note)
     except RecordError as exc:
         raise _problem(exc) from exc
+    if "refused" in result:  # closed as rejected (committed), and the reviewer is told why
+        raise _problem(RecordError(result["refused"], result["note"]))
     return Response(orjson.dumps(result), media_type="application/json")
 
 

@@ -128,10 +128,10 @@ def decide(
                     review_id=review_id,
                     actor=submitter,
                 )
-        except RecordError as exc:
+        except RecordError as exc:  # the record moved on, or the change no longer fits: close it
             note = f"could not be applied: {exc.detail}"
             _close(conn, reviewer, review_id, "rejected", note, None)
-            raise RecordError("stale" if exc.kind == "stale" else exc.kind, note) from exc
+            return {"id": review_id, "status": "rejected", "note": note, "refused": exc.kind}
         version = after.version if after else None
         status = "approved"
     _close(conn, reviewer, review_id, status, note, version)

@@ -80,12 +80,14 @@ def locate(conn: Connection, geometry_json: str, own: list[str]) -> str | None:
 
 
 def inside_own_grids(conn: Connection, geometry_json: str, own: list[str]) -> bool:
-    """The whole shape lies within the caller's grids (within 1 cm)."""
+    """The shape's anchor point lies in one of the caller's grids (within 1 cm).
+
+    The anchor, not the whole outline: a building may overhang its grid's edge, and it belongs to
+    the grid its centre stands in, the same one its standard code names."""
     return bool(
         conn.execute(
-            text("""SELECT coalesce(ST_CoveredBy(ST_SetSRID(ST_GeomFromGeoJSON(:g), 4490),
-                                             ST_Buffer(ST_Union(geom), :tol)), false)
-                FROM grids WHERE code = ANY(:own)"""),
+            text(f"""WITH a AS (SELECT {_anchor_sql("ST_SetSRID(ST_GeomFromGeoJSON(:g), 4490)")} AS p)
+                     SELECT EXISTS (SELECT 1 FROM grids, a WHERE code = ANY(:own) AND ST_DWithin(geom, a.p, :tol))"""),
             {"g": geometry_json, "tol": TOLERANCE_DEG, "own": own},
         ).scalar()
     )

@@ -47,8 +47,8 @@ def parse(batch: object) -> list[Edit]:
         if not isinstance(e, dict):
             raise RecordError("invalid", f"{where} must be an object")
         cid = e.get("client_id")
-        if not isinstance(cid, str) or not 1 <= len(cid) <= 100:
-            raise RecordError("invalid", f"{where}: client_id must be a text of 1–100 characters")
+        if not isinstance(cid, str) or not 1 <= len(cid) <= 100 or not _printable(cid):
+            raise RecordError("invalid", f"{where}: client_id must be 1–100 printable characters")
         if cid in seen:
             raise RecordError("invalid", f"{where}: client_id {cid!r} appears twice in the batch")
         seen.add(cid)
@@ -57,7 +57,11 @@ def parse(batch: object) -> list[Edit]:
         for key in ("id", "base_version"):
             if e.get(key) is not None and (isinstance(e[key], bool) or not isinstance(e[key], int)):
                 raise RecordError("invalid", f"{where}: {key} must be a whole number")
-        if not isinstance(e.get("type"), str):
+        if (
+            not isinstance(e.get("type"), str)
+            or not 1 <= len(e["type"]) <= 32
+            or not _printable(e["type"])
+        ):
             raise RecordError("invalid", f"{where}: type must name a record type")
         check_crs(e)
         out.append(
@@ -72,6 +76,11 @@ def parse(batch: object) -> list[Edit]:
             )
         )
     return out
+
+
+def _printable(value: str) -> bool:
+    """No control characters (NUL cannot even be stored) and no lone surrogates."""
+    return value.isprintable() and not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
 
 
 def run(engine: Engine, viewer: Viewer, batch: list[Edit]) -> list[dict]:

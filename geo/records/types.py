@@ -297,6 +297,13 @@ def check_geometry(rtype: RecordType, geometry: object):
             f"coordinates ({xs[0]}, {ys[0]}) look like metres (a projected CRS such as EPSG:4549): "
             "send longitude and latitude in CGCS2000 (EPSG:4490)",
         )
+    if geometry["type"] == "Polygon":
+        rings = geometry["coordinates"]
+        if not all(len(r) >= 4 and r[0] == r[-1] for r in rings):
+            raise RecordError(
+                "invalid",
+                "each polygon ring needs at least four positions, the last equal to the first",
+            )
     try:
         geom = shape(geometry)
     except (ValueError, TypeError, AttributeError, IndexError) as exc:

@@ -1,0 +1,114 @@
+"""``/catalog``: the layer catalogue ("one table", 一张表) as JSON and as a readable page.
+
+Every layer the caller may know of (closed layers, 禁止开放, are hidden from anonymous callers):
+titles, department, description, geometry type, CRS of origin, update frequency, last loaded,
+feature count, extent, fields with types and which are personal data (and how each is masked),
+sharing level between departments and opening level to the public (国发〔2016〕51号).
+Internal fields are listed only to roles that may see them. Thin: ``layers.features`` reads the
+catalogue, ``layers.departments`` adds the declared Chinese field titles.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.engine import Connection
+
+from api.deps import connection, viewer
+from api.html import render, wants_html
+from geo.access import Viewer, may_see_internal
+from layers import departments
+from layers import features as F
+from layers.catalogue import NEVER_SERVED, OPENING_ZH, SHARING_ZH
+
+router = APIRouter(tags=["catalogue 资源目录"])
+Format = Annotated[str | None, Query(alias="f", description="json (default) or html")]
+FREQUENCY_ZH = {
+    "daily": "每日",
+    "weekly": "每周",
+    "monthly": "每月",
+    "quarterly": "每季度",
+    "yearly": "每年",
+    "on_change": "随时",
+}
+
+
+def _entry(root: str, layer: F.Layer, who: Viewer) -> dict:
+    titles = departments.field_titles(layer.id)
+    internal_ok = may_see_internal(who, layer.id)
+    fields = []
+    for f in layer.fields:
+        if f["name"] in NEVER_SERVED or (f["name"] in layer.internal and not internal_ok):
+            continue
+        fields.append(
+            {
+                "name": f["name"],
+                "title_zh": titles.get(f["name"]),
+                "type": f.get("type"),
+                "db_type": f.get("db_type"),
+                "nullable": f.get("nullable"),
+                "geometry_type": f.get("geometry_type"),
+                "personal": layer.personal.get(f["name"]),
+                "internal": f["name"] in layer.internal,
+            }
+        )
+    declared = bool(titles) or layer.table.startswith("layers.")
+    links = [
+        {"rel": "collection", "href": f"{root}/collections/{layer.id}"},
+        {"rel": "items", "href": f"{root}/collections/{layer.id}/items"},
+    ]
+    if declared:
+        links.append({"rel": "reports", "href": f"{root}/layers/{layer.id}/reports"})
+    return {
+        "id": layer.id,
+        "title_zh": layer.title_zh,
+        "title_en": layer.title_en,
+        "department": layer.department,
+        "description": layer.description,
+        "departmental": declared,
+        "geometry_type": layer.geometry_type,
+        "source_crs": layer.source_crs,
+        "update_frequency": layer.update_frequency,
+        "update_frequency_zh": FREQUENCY_ZH.get(layer.update_frequency or ""),
+        "last_loaded": layer.last_loaded.isoformat() if layer.last_loaded else None,
+        "feature_count": layer.feature_count,
+        "extent": layer.extent,
+        "fields": fields,
+        "personal_fields": {
+            name: kind
+            for name, kind in layer.personal.items()
+            if any(f["name"] == name for f in fields)
+        },
+        "sharing_level": layer.sharing_level,
+        "sharing_level_zh": SHARING_ZH.get(layer.sharing_level),
+        "opening_level": layer.opening_level,
+        "opening_level_zh": OPENING_ZH.get(layer.opening_level),
+        "links": links,
+    }
+
+
+@router.get("/catalog", summary="The layer catalogue (一张表): every layer you may know of")
+def catalog(
+    request: Request,
+    f: Format = None,
+    conn: Connection = Depends(connection),
+    who: Viewer = Depends(viewer),
+):
+    html = wants_html(request, f)
+    root = str(request.base_url).rstrip("/")
+    entries = [_entry(root, layer, who) for layer in F.list_layers(conn, who)]
+    if html:
+        return render("catalog.html", request, entries=entries)
+    body = {
+        "title": "资源目录 Layer catalogue",
+        "numberOfLayers": len(entries),
+        "layers": entries,
+        "links": [
+            {"rel": "self", "type": "application/json", "href": f"{root}/catalog?f=json"},
+            {"rel": "alternate", "type": "text/html", "href": f"{root}/catalog?f=html"},
+        ],
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
