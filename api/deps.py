@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Connection
@@ -16,6 +17,11 @@ def connection(request: Request) -> Iterator[Connection]:
     """A pooled connection for the request, in a transaction committed at the end."""
     with request.app.state.engine.begin() as conn:
         yield conn
+
+
+#: The request's connection, released (and committed) when the route returns, before the response
+#: is sent: a slow client reading a large page must not hold a pooled connection.
+DbConnection = Annotated[Connection, Depends(connection, scope="function")]
 
 
 def viewer(request: Request) -> Viewer:

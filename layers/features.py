@@ -28,13 +28,11 @@ from sqlalchemy import (
     column,
     func,
     literal,
-    literal_column,
     select,
     table,
     text,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
@@ -117,7 +115,7 @@ _LAYER_SQL = text("""
     SELECT id, table_name, title_zh, title_en, description, department, fields, personal_fields,
            internal_fields, opening_level, sharing_level, time_field, extent, feature_count,
            geometry_type, last_loaded, source_crs, update_frequency
-    FROM layer_catalogue ORDER BY id
+    FROM layer_catalogue
 """)
 
 
@@ -153,15 +151,16 @@ def list_layers(conn: Connection, viewer: Viewer) -> list[Layer]:
     """Layers the viewer may know of (closed ones are hidden from anonymous callers)."""
     return [
         layer
-        for layer in map(_layer, conn.execute(_LAYER_SQL))
+        for layer in map(_layer, conn.execute(text(f"{_LAYER_SQL.text} ORDER BY id")))
         if may_list(viewer, layer.opening_level)
     ]
 
 
 def get_layer(conn: Connection, layer_id: str, viewer: Viewer) -> Layer:
-    for layer in list_layers(conn, viewer):
-        if layer.id == layer_id:
-            return layer
+    """One layer, read afresh: every process sees a re-ingested layer's new fields at once."""
+    row = conn.execute(text(f"{_LAYER_SQL.text} WHERE id = :id"), {"id": layer_id}).first()
+    if row is not None and may_list(viewer, row.opening_level):
+        return _layer(row)
     raise NotFound(f"no collection '{layer_id}': see /collections for the layers you may read")
 
 
@@ -370,23 +369,22 @@ def _feature_sql(layer: Layer, t, q: ItemQuery, viewer: Viewer, masked: set[str]
     for name, expr in props:
         pairs.extend([literal(name), expr])
     geom_name = layer.geometry_field
+    # the feature's text is put together from texts: ST_AsGeoJSON's output is not parsed again
     geometry = (
-        cast(_output_geometry(t.c[geom_name], q.crs), JSON)
+        func.coalesce(_output_geometry(t.c[geom_name], q.crs), "null")
         if geom_name
-        else literal_column("NULL::json")
+        else literal("null")
     )
-    properties = func.json_build_object(*pairs) if pairs else literal_column("'{}'::json")
-    feature = func.json_build_object(
-        literal("type"),
-        literal("Feature"),
-        literal("id"),
+    properties = cast(func.json_build_object(*pairs), Text) if pairs else literal("{}")
+    return func.concat(
+        '{"type":"Feature","id":',
         t.c[layer.id_field],
-        literal("geometry"),
+        ',"geometry":',
         geometry,
-        literal("properties"),
+        ',"properties":',
         properties,
+        "}",
     )
-    return cast(feature, Text)
 
 
 def query_items(conn: Connection, layer: Layer, q: ItemQuery, viewer: Viewer) -> ItemPage:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from api.deps import connection, viewer
+from api.deps import DbConnection, viewer
 from api.errors import Problem
 from api.html import render, wants_html
 from geo import audit
@@ -203,8 +203,8 @@ def _collection(request: Request, layer: F.Layer, temporal: list | None = None) 
 @router.get("/collections", summary="Every layer you may read, with extent and count")
 def collections(
     request: Request,
+    conn: DbConnection,
     f: Format = None,
-    conn: Connection = Depends(connection),
     who: Viewer = Depends(viewer),
 ):
     layers = F.list_layers(conn, who)
@@ -238,9 +238,9 @@ def _layer(conn: Connection, collection_id: str, who: Viewer) -> F.Layer:
 @router.get("/collections/{collection_id}", summary="One layer: extent, CRSs, links")
 def collection(
     request: Request,
+    conn: DbConnection,
     collection_id: str,
     f: Format = None,
-    conn: Connection = Depends(connection),
     who: Viewer = Depends(viewer),
 ):
     layer = _layer(conn, collection_id, who)
@@ -255,9 +255,9 @@ def collection(
 )
 def queryables(
     request: Request,
+    conn: DbConnection,
     collection_id: str,
     f: Format = None,
-    conn: Connection = Depends(connection),
     who: Viewer = Depends(viewer),
 ):
     layer = _layer(conn, collection_id, who)
@@ -409,10 +409,10 @@ def _crs_header(q: F.ItemQuery) -> dict[str, str]:
 )
 def items(
     request: Request,
+    conn: DbConnection,
     collection_id: str,
     params: ItemParams = Depends(),
     f: Format = None,
-    conn: Connection = Depends(connection),
     who: Viewer = Depends(viewer),
 ):
     html = wants_html(request, f)
@@ -499,12 +499,12 @@ def items(
 )
 def item(
     request: Request,
+    conn: DbConnection,
     collection_id: str,
     feature_id: str,
     f: Format = None,
     crs: Annotated[str | None, Query(description="Output CRS URI")] = None,
     purpose: Annotated[str | None, Query(max_length=500, description=PURPOSE)] = None,
-    conn: Connection = Depends(connection),
     who: Viewer = Depends(viewer),
 ):
     html = wants_html(request, f)
