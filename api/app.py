@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import errors
+from api import errors, logs
 from api.html import STATIC
 from api.limits import BodyLimit
 from api.routes import audit, catalog, docs, health, ingest, ogc, records
@@ -34,6 +34,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     # engine connects lazily, on first use
     app.state.engine = make_engine(database_url)
     errors.install(app)
+    logs.install()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(docs.router)
     app.include_router(health.router)

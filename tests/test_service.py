@@ -68,3 +68,73 @@ def test_pages_load_nothing_from_the_internet(client):
         for asset in assets:
             assert asset.startswith("http://testserver/"), asset
             assert client.get(asset).status_code == 200, asset
+
+
+def test_logs_never_carry_personal_numbers(db_url, engine):
+    """The access log of a real server masks a phone and an identity number sent in the address."""
+    import logging
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from sqlalchemy import text
+
+    from api.logs import PersonalDataFilter, redact
+
+    with engine.connect() as conn:
+        phone, id_number = conn.execute(
+            text("SELECT phone, id_number FROM residents WHERE phone IS NOT NULL LIMIT 1")
+        ).one()
+    assert (
+        redact(f"id {id_number} phone {phone}")
+        == f"id {id_number[:6]}********{id_number[-4:]} phone {phone[:3]}****{phone[-4:]}"
+    )
+    assert (
+        redact("grid 320117001001002 building 3201170010010020014")
+        == "grid 320117001001002 building 3201170010010020014"
+    )
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, "%s %s", ("GET", f"/?p={phone}"), None
+    )
+    assert PersonalDataFilter().filter(record) and phone not in record.getMessage()
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "info",
+        ],
+        env=dict(os.environ, DATABASE_URL=db_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        httpx.get(
+            f"http://127.0.0.1:{port}/collections/organisations/items",
+            params={"filter": f"contact_phone = '{phone}' OR name = '{id_number}'"},
+        )
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=15)[0]
+    assert "/collections/organisations/items" in output
+    assert phone not in output and id_number not in output
+    assert "****" in output
