@@ -264,11 +264,8 @@ def queryables(
     body = F.queryables(layer, who)
     body["$id"] = _url(request, f"/collections/{collection_id}/queryables")
     if wants_html(request, f):
-        return render(
-            "conformance.html",
-            request,
-            conformsTo=[f"{k}: {v}" for k, v in body["properties"].items()],
-        )
+        first = next((k for k, v in body["properties"].items() if v.get("type") == "string"), "id")
+        return render("queryables.html", request, schema=body, example=f"{first} LIKE '%溧水%'")
     return _json(body, media_type="application/schema+json")
 
 
