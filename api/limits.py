@@ -26,7 +26,7 @@ class BodyLimit:
     def _limit(self, path: str) -> int:
         settings = service_settings()
         if path.startswith(UPLOAD_PREFIXES):
-            return getattr(settings, "max_upload_bytes", 200 * 1024 * 1024)
+            return settings.max_upload_bytes
         return settings.max_body_bytes
 
     async def __call__(self, scope, receive, send):

@@ -232,6 +232,7 @@ def apply(
             )
     if action == "delete":
         _write_delete(conn, rtype, current)
+        _count(conn, rtype, -1)
         _remember(
             conn,
             actor or viewer,
@@ -281,6 +282,8 @@ def apply(
         )
     _derive(conn, rtype, merged, props, grid)
     new_id = _write(conn, rtype, action, current, merged, geometry_json, grid)
+    if action == "create":
+        _count(conn, rtype, +1)
     after = load(conn, rtype, new_id)
     verb = "create" if action == "create" else action
     _remember(conn, actor or viewer, rtype, new_id, after.version, verb, current, after, review_id)
@@ -408,6 +411,14 @@ def _write(
             return conn.execute(text(sql), params | {"id": current.id}).scalar_one()
     except DBAPIError as exc:
         raise _refusal(exc) from exc
+
+
+def _count(conn: Connection, rtype: RecordType, delta: int) -> None:
+    """Keep the catalogue's feature count true as records come and go (same transaction)."""
+    conn.execute(
+        text("UPDATE layer_catalogue SET feature_count = feature_count + :d WHERE table_name = :t"),
+        {"d": delta, "t": rtype.name},
+    )
 
 
 def _write_delete(conn: Connection, rtype: RecordType, current: Record) -> None:
