@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -74,9 +75,11 @@ def scratch_url():
     drop_database(url)
 
 
-@pytest.fixture(scope="session")
-def served(db_url):
-    """The app on a real loopback port (uvicorn in a subprocess, 2 workers), for real HTTP clients."""
+@contextmanager
+def running_server(db_url: str, workers: int = 1, log_level: str = "warning"):
+    """The app on a free loopback port (uvicorn in a subprocess): yields (base URL, process).
+
+    The process's output is left unread for the caller (``proc.communicate()`` after it stops)."""
     import socket
     import subprocess
     import sys
@@ -87,7 +90,6 @@ def served(db_url):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, DATABASE_URL=db_url)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -100,27 +102,38 @@ def served(db_url):
             "--port",
             str(port),
             "--workers",
-            "2",
+            str(workers),
             "--log-level",
-            "warning",
+            log_level,
         ],
-        env=env,
+        env=dict(os.environ, DATABASE_URL=db_url),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise AssertionError(proc.stdout.read().decode())
-    yield base
-    proc.terminate()
-    proc.wait(timeout=15)
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            proc.kill()
+            raise AssertionError(proc.communicate()[0])
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def served(db_url):
+    """The app on a real loopback port with 2 workers, for real HTTP clients."""
+    with running_server(db_url, workers=2) as (base, _):
+        yield base
 
 
 def snapshot(engine, tables=None) -> dict[str, str]:

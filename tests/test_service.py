@@ -73,16 +73,12 @@ def test_pages_load_nothing_from_the_internet(client):
 def test_logs_never_carry_personal_numbers(db_url, engine):
     """The access log of a real server masks a phone and an identity number sent in the address."""
     import logging
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
 
     import httpx
     from sqlalchemy import text
 
     from api.logs import PersonalDataFilter, redact
+    from tests.conftest import running_server
 
     with engine.connect() as conn:
         phone, id_number = conn.execute(
@@ -101,38 +97,11 @@ def test_logs_never_carry_personal_numbers(db_url, engine):
     )
     assert PersonalDataFilter().filter(record) and phone not in record.getMessage()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "info",
-        ],
-        env=dict(os.environ, DATABASE_URL=db_url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with running_server(db_url, log_level="info") as (base, proc):
         httpx.get(
-            f"http://127.0.0.1:{port}/collections/organisations/items",
+            f"{base}/collections/organisations/items",
             params={"filter": f"contact_phone = '{phone}' OR name = '{id_number}'"},
         )
-    finally:
         proc.terminate()
         output = proc.communicate(timeout=15)[0]
     assert "/collections/organisations/items" in output
