@@ -9,6 +9,7 @@ loopback port. PostgreSQL refuses to run as root, so when we are root the cluste
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
@@ -132,11 +133,27 @@ class Cluster:
     def __init__(self, settings: DatabaseSettings):
         self.settings = settings
         self.home = settings.home.resolve()
-        self.data = self.home / "pgdata"
-        self.run_dir = self.home / "run"
-        self.log = self.home / "postgres.log"
         self.state_file = self.home / "cluster.json"
         self.password_file = self.home / "password"
+        self._place()
+
+    def _place(self) -> None:
+        server = self._server_home()
+        self.data = server / "pgdata"
+        self.run_dir = server / "run"
+        self.log = server / "postgres.log"
+
+    def _server_home(self) -> Path:
+        """Where the server's own files go: ``.onemap/`` itself, unless we are root and the
+        ``postgres`` OS user cannot reach it (a checkout inside a private folder); then a folder
+        of the cluster's own under /var/tmp, named after this checkout, recorded in the state."""
+        recorded = self.state().get("server_home")
+        if recorded:
+            return Path(recorded)
+        if os.geteuid() != 0 or _reachable_by_postgres(self.home):
+            return self.home
+        digest = hashlib.sha1(str(self.home).encode()).hexdigest()[:12]
+        return Path("/var/tmp") / f"onemap-{digest}"
 
     # --- who runs it -----------------------------------------------------------------------
     @property
@@ -209,7 +226,12 @@ class Cluster:
         self.binaries = ensure_postgis(echo)
         if self.initialised():
             return
+        self._place()  # the postgres OS user may only now exist (PostGIS was just installed)
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.data.parent != self.home:
+            self.data.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._own(self.data.parent)
+            echo(f"postgres cannot reach {self.home}; the cluster's files go to {self.data.parent}")
         for folder in (self.data, self.run_dir):
             folder.mkdir(parents=True, exist_ok=True)
             os.chmod(folder, 0o700)
@@ -293,7 +315,9 @@ class Cluster:
             if result.returncode != 0:
                 tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
                 raise ClusterError(f"PostgreSQL did not start:\n{result.stderr}\n{tail}")
-            self.state_file.write_text(json.dumps({"port": port}))
+            self.state_file.write_text(
+                json.dumps({"port": port, "server_home": str(self.data.parent)})
+            )
         self.ensure_database(self.settings.name)
         return self.status()
 
@@ -360,6 +384,28 @@ class Cluster:
         return ClusterStatus(
             running=pid is not None, pid=pid, port=self.port, home=self.home, url=url
         )
+
+
+def _reachable_by_postgres(path: Path) -> bool:
+    """Can the postgres OS user enter every folder down to ``path`` (or its nearest parent)?"""
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    try:
+        pw = pwd.getpwnam("postgres")
+    except KeyError:
+        return True  # no such user yet: PostgreSQL is about to be installed; checked again later
+    for folder in [probe, *probe.parents]:
+        st = folder.stat()
+        if st.st_uid == pw.pw_uid:
+            mode = st.st_mode >> 6
+        elif st.st_gid == pw.pw_gid:
+            mode = st.st_mode >> 3
+        else:
+            mode = st.st_mode
+        if not mode & 0o1:
+            return False
+    return True
 
 
 def _alive(pid: int) -> bool:
