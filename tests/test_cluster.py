@@ -35,7 +35,11 @@ def home():
     path.parent.mkdir(exist_ok=True)
     yield path
     _onemap(path, "db", "down", check=False)
+    state = path / "cluster.json"
+    server_home = json.loads(state.read_text()).get("server_home") if state.exists() else None
     shutil.rmtree(path, ignore_errors=True)
+    if server_home and Path(server_home) != path:  # the /var/tmp fallback of a private checkout
+        shutil.rmtree(server_home, ignore_errors=True)
 
 
 def _onemap(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
