@@ -55,20 +55,3 @@ def credit_code_check(first17: str) -> str:
 
 def valid_credit_code(value: str | None) -> bool:
     return matches(CREDIT_CODE, value) and credit_code_check(value[:17]) == value[17]
-
-
-def district_of(area_code: str) -> str:
-    return area_code[:6]
-
-
-def street_of(area_code: str) -> str:
-    return area_code[:9] + "000"
-
-
-def community_of(code: str) -> str:
-    """The community (12 digits) that a grid, building or address code nests in."""
-    return code[:12]
-
-
-def grid_of_building(building_code: str) -> str:
-    return building_code[:15]

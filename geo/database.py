@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import create_engine, event, pool, text
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from geo.cluster import Cluster
 from geo.settings import database_settings
@@ -52,10 +51,6 @@ def engine(url: str | None = None) -> Engine:
     return eng
 
 
-def session_factory(url: str | None = None) -> sessionmaker[Session]:
-    return sessionmaker(engine(url), expire_on_commit=False)
-
-
 @contextmanager
 def connect(url: str | None = None) -> Iterator[Connection]:
     """A connection in a transaction that commits on success and rolls back on error."""
@@ -69,16 +64,11 @@ def postgis_version(conn: Connection) -> str:
 
 def _admin_url(url: str) -> str:
     """The same server's maintenance database, for CREATE/DROP DATABASE."""
-    from sqlalchemy.engine import make_url
-
     return make_url(url).set(database="postgres").render_as_string(hide_password=False)
 
 
 def create_database(url: str, with_postgis: bool = True, replace: bool = False) -> None:
     """Create the database ``url`` names (dropping it first if ``replace``), with PostGIS."""
-    from sqlalchemy import create_engine, pool
-    from sqlalchemy.engine import make_url
-
     name = make_url(url).database
     if not name or not name.replace("_", "").isalnum():
         raise ValueError(f"database name {name!r} must be letters, digits and underscores")
@@ -104,22 +94,11 @@ def create_database(url: str, with_postgis: bool = True, replace: bool = False) 
 
 
 def drop_database(url: str) -> None:
-    from sqlalchemy import create_engine, pool
-    from sqlalchemy.engine import make_url
-
     name = make_url(url).database
-    for cached in list(_engines_for(url)):
-        cached.dispose()
+    engine(url).dispose()  # close our pooled connections first
     admin = create_engine(_admin_url(url), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
-
-
-def _engines_for(url: str):
-    try:
-        yield engine(url)
-    except Exception:  # pragma: no cover - nothing cached
-        return

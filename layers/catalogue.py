@@ -9,6 +9,7 @@ departments and opening level to the public (国发〔2016〕51号). Entries liv
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -270,8 +271,6 @@ def _mask_kinds(spec: LayerSpec) -> list[dict]:
 
 
 def _json(value) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False)
 
 

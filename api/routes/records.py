@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from api.deps import viewer
 from api.errors import Problem
 from geo.access import Viewer
-from geo.records import RecordError, record_type, store, sync
+from geo.records import TYPES, RecordError, record_type, store, sync
 from geo.records import edits as record_edits
 from geo.records import history as record_history
 from geo.records.types import check_crs
@@ -272,8 +272,6 @@ def decide(
 
 @router.get("", summary="The record types")
 def record_types(request: Request):
-    from geo.records import TYPES
-
     base = str(request.base_url).rstrip("/")
     return {
         "types": [
