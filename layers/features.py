@@ -111,12 +111,12 @@ class Layer:
         return [f for f in self.fields if not f.get("geometry_type") and f["name"] not in hidden]
 
 
-_LAYER_SQL = text("""
+_LAYER_SQL = """
     SELECT id, table_name, title_zh, title_en, description, department, fields, personal_fields,
            internal_fields, opening_level, sharing_level, time_field, extent, feature_count,
            geometry_type, last_loaded, source_crs, update_frequency
     FROM layer_catalogue
-""")
+"""
 
 
 def _layer(row) -> Layer:
@@ -151,14 +151,14 @@ def list_layers(conn: Connection, viewer: Viewer) -> list[Layer]:
     """Layers the viewer may know of (closed ones are hidden from anonymous callers)."""
     return [
         layer
-        for layer in map(_layer, conn.execute(text(f"{_LAYER_SQL.text} ORDER BY id")))
+        for layer in map(_layer, conn.execute(text(f"{_LAYER_SQL} ORDER BY id")))
         if may_list(viewer, layer.opening_level)
     ]
 
 
 def get_layer(conn: Connection, layer_id: str, viewer: Viewer) -> Layer:
     """One layer, read afresh: every process sees a re-ingested layer's new fields at once."""
-    row = conn.execute(text(f"{_LAYER_SQL.text} WHERE id = :id"), {"id": layer_id}).first()
+    row = conn.execute(text(f"{_LAYER_SQL} WHERE id = :id"), {"id": layer_id}).first()
     if row is not None and may_list(viewer, row.opening_level):
         return _layer(row)
     raise NotFound(f"no collection '{layer_id}': see /collections for the layers you may read")
@@ -418,12 +418,7 @@ def get_item(conn: Connection, layer: Layer, fid: str, q: ItemQuery, viewer: Vie
         raise NotFound(f"no feature '{fid}' in '{layer.id}': feature ids are integers")
     t = _sql_table(layer)
     masked = _masked(layer, viewer, q.unmask)
-    rule = row_rule(viewer, layer.id)
-    where = t.c[layer.id_field] == int(fid)
-    if rule:
-        where = and_(
-            where, cql.to_sql(cql.parse(rule), {f["name"]: t.c[f["name"]] for f in layer.fields})
-        )
+    where = and_(t.c[layer.id_field] == int(fid), _where(layer, t, q, viewer, masked))
     row = conn.execute(select(_feature_sql(layer, t, q, viewer, masked)).where(where)).first()
     if row is None:
         raise NotFound(f"no feature {fid} in '{layer.id}'")
