@@ -45,7 +45,7 @@ demo: venv db
 	@echo "    health         http://$(HOST):$(PORT)/health"
 	@echo "    API docs       http://$(HOST):$(PORT)/docs"
 	@echo
-	$(ONEMAP) serve --host $(HOST) --port $(PORT)
+	$(ONEMAP) serve --demo --host $(HOST) --port $(PORT)
 
 test: venv system
 	$(ONEMAP) db up

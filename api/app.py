@@ -1,4 +1,7 @@
-"""The FastAPI application factory: lifespan owns the database engine; routers do the rest."""
+"""The FastAPI application factory: ``create_app(settings)`` builds the whole service from
+explicit settings (tests build theirs; ``onemap serve`` and uvicorn's ``--factory`` read the
+environment). The app keeps its settings, engine and edit rules on ``app.state``; routers do the
+rest, and one handler table (api.problems) turns every refusal into problem+json."""
 
 from __future__ import annotations
 
@@ -7,14 +10,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, logs
+from api import logs, problems
 from api.html import STATIC
 from api.limits import BodyLimit
-from api.routes import audit, catalog, docs, health, ingest, ogc, records
+from api.routes import audit_log, catalog, docs, health, ogc, records, uploads
+from geo.database import database_url
 from geo.database import engine as make_engine
+from geo.records.types import EditRules
+from geo.settings import Settings
 
 
-def create_app(database_url: str | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
@@ -30,18 +38,20 @@ def create_app(database_url: str | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.settings = settings
+    app.state.edit_rules = EditRules.from_settings(settings)
     # made here, not in the lifespan, so that every ASGI host (test clients, fuzzers) has it; the
     # engine connects lazily, on first use
-    app.state.engine = make_engine(database_url)
-    errors.install(app)
+    app.state.engine = make_engine(
+        database_url(settings=settings.database),
+        settings.database.pool_size,
+        settings.database.max_overflow,
+    )
+    problems.install(app)
     logs.install()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(docs.router)
-    app.include_router(health.router)
-    app.include_router(ogc.router)
-    app.include_router(records.router)
-    app.include_router(audit.router)
-    app.include_router(catalog.router)
-    app.include_router(ingest.router)
-    app.add_middleware(BodyLimit)
+    for area in (docs, health, ogc, records, audit_log, catalog, uploads):
+        app.include_router(area.router)
+    app.add_middleware(BodyLimit, limits=settings.limits)
+    app.add_middleware(problems.CrashGuard)  # added last: the outermost of ours
     return app

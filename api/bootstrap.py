@@ -8,21 +8,26 @@ from collections.abc import Callable
 from fixtures.democity import LoadReport, load_demo_city
 from geo import migrate
 from geo.database import engine
-from geo.settings import service_settings, spatial_settings
+from geo.settings import Settings
 from layers.catalogue import register_base_layers
 
 
 def prepare_demo(
-    url: str, scale: str = "small", seed: int = 20260117, echo: Callable[[str], None] | None = None
+    url: str,
+    settings: Settings | None = None,
+    scale: str = "small",
+    seed: int = 20260117,
+    echo: Callable[[str], None] | None = None,
 ) -> LoadReport:
+    settings = settings or Settings.from_env()
     migrate.upgrade(url)
     eng = engine(url)
     report = load_demo_city(
         eng,
         scale=scale,
         seed=seed,
-        metric_srid=spatial_settings().metric_srid,
-        hash_key=service_settings().id_hash_key,
+        metric_srid=settings.spatial.metric_srid,
+        hash_key=settings.secrets.id_hash_key,
         echo=echo,
     )
     with eng.begin() as conn:

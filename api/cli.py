@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from api.cli_layers import layers_app
-from geo.cluster import Cluster, ClusterError
-from geo.settings import database_settings, service_settings
+from api.cluster import Cluster, ClusterError
+from geo.settings import Settings
 
 console = Console(stderr=True)
 app = typer.Typer(help="onemap: the one map (一张图) of a city district.", no_args_is_help=True)
@@ -27,12 +27,17 @@ app.add_typer(users_app, name="users")
 app.add_typer(layers_app, name="layers")
 
 
+def _settings() -> Settings:
+    """The settings, read from the environment where the command starts."""
+    return Settings.from_env()
+
+
 def _cluster() -> Cluster:
-    return Cluster(database_settings())
+    return Cluster(_settings().database)
 
 
 def _using_external() -> bool:
-    return database_settings().url is not None
+    return _settings().database.url is not None
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -136,7 +141,7 @@ def demo_load(
     if scale not in SCALES:
         _fail(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
     started = time.perf_counter()
-    report = prepare_demo(database_url(), scale=scale, seed=seed, echo=console.print)
+    report = prepare_demo(database_url(), _settings(), scale=scale, seed=seed, echo=console.print)
     console.print(report.table())
     console.print(
         f"loaded in {time.perf_counter() - started:.1f} s "
@@ -147,7 +152,7 @@ def demo_load(
 # --- users -------------------------------------------------------------------------------------
 def _users_call(fn):
     from geo.database import connect
-    from geo.users import UserError
+    from geo.policy.users import UserError
 
     try:
         with connect() as conn:
@@ -164,7 +169,7 @@ def users_add(
     grid: list[str] = typer.Option([], help="Grid code (repeat) for a grid worker."),
 ) -> None:
     """Add a user (or change an existing user's role and grids)."""
-    from geo.users import create_user
+    from geo.policy.users import create_user
 
     user_id = _users_call(lambda conn: create_user(conn, username, role, name, tuple(grid)))
     console.print(f"user {username} ({role}) is id {user_id}")
@@ -179,7 +184,7 @@ def users_token(
     """Issue a bearer token; it is printed once and stored only as a hash."""
     from datetime import timedelta
 
-    from geo.users import issue_token
+    from geo.policy.users import issue_token
 
     issued = _users_call(
         lambda conn: issue_token(conn, username, label, timedelta(days=days) if days else None)
@@ -194,7 +199,7 @@ def users_revoke(
     user: str = typer.Option(None, help="Revoke every token of this user."),
 ) -> None:
     """Revoke a token, or all of a user's tokens."""
-    from geo.users import revoke
+    from geo.policy.users import revoke
 
     count = _users_call(lambda conn: revoke(conn, token=token, username=user))
     console.print(f"revoked {count} token(s)")
@@ -205,7 +210,7 @@ def users_demo() -> None:
     """Create the demo city's users, one of each role, and print their tokens."""
     from rich.table import Table
 
-    from geo.users import create_demo_users
+    from geo.policy.users import create_demo_users
 
     rows = _users_call(create_demo_users)
     table = Table(title="demo users · 演示用户 (Authorization: Bearer <token>)")
@@ -224,13 +229,26 @@ def serve(
     ),
     port: int = typer.Option(None, help="Port (default ONEMAP_HTTP_PORT or 8000)."),
     workers: int = typer.Option(1, help="Worker processes."),
+    demo: bool = typer.Option(
+        False, "--demo", help="This is the synthetic demo city: the demo identity-hash key will do."
+    ),
 ) -> None:
     """Serve the one map over HTTP."""
+    import os
+
     import uvicorn
 
-    settings = service_settings()
-    host = host or settings.host
-    port = port or settings.http_port
+    settings = _settings()
+    if demo:
+        os.environ["ONEMAP_DEMO"] = "1"  # the workers read their settings from the environment
+    elif not settings.secrets.demo and not settings.secrets.has_own_key:
+        _fail(
+            "ONEMAP_ID_HASH_KEY is not set: identity numbers would be joined under the public demo "
+            "key. Set your own secret key (16+ characters), or pass --demo (ONEMAP_DEMO=1) to "
+            "serve the synthetic demo city."
+        )
+    host = host or settings.service.host
+    port = port or settings.service.http_port
     base = f"http://{host}:{port}"
     console.print(f"Serving onemap at {base}/  ·  health {base}/health  ·  API docs {base}/docs")
     uvicorn.run(

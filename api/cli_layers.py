@@ -42,7 +42,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _operator():
-    from geo.access import Viewer
+    from geo.policy.roles import Viewer
 
     try:
         user = getpass.getuser()
@@ -63,7 +63,9 @@ def ingest_file(
 ) -> None:
     """Ingest a departmental file: read, to EPSG:4490, validate/repair, match, load, report."""
     from geo.database import connect
-    from layers.ingest import IngestError, ingest
+    from geo.errors import IngestError
+    from geo.settings import SpatialSettings
+    from layers.ingest import ingest
 
     if not file.is_file():
         _fail(f"no file at {file}")
@@ -84,7 +86,16 @@ def ingest_file(
                 bar.update(tasks[stage], completed=done, total=max(total, 1))
 
             with connect() as conn:
-                report = ingest(conn, file, layer, dept, crs, viewer=_operator(), progress=progress)
+                report = ingest(
+                    conn,
+                    file,
+                    layer,
+                    dept,
+                    crs,
+                    viewer=_operator(),
+                    progress=progress,
+                    metric_srid=SpatialSettings().metric_srid,
+                )
     except IngestError as exc:
         _fail(f"{exc}\nnothing was changed")
     if as_json:
@@ -119,7 +130,7 @@ def list_layers() -> None:
             f"{spec.title_zh} {spec.title_en}",
             spec.department,
             f"{len(spec.fields)} (personal: {', '.join(spec.personal) or 'none'})",
-            ", ".join(spec.match) or "—",
+            ", ".join(spec.ingest.match) or "—",
             f"{spec.sharing_level} / {spec.opening_level}",
         )
     out.print(table)
@@ -145,8 +156,8 @@ def drop(
 ) -> None:
     """Remove a departmental layer's table and catalogue entry (its reports are kept)."""
     from geo.database import connect
+    from layers.declaration import SpecError
     from layers.ingest import drop_layer
-    from layers.spec import SpecError
 
     if not yes:
         _fail(f"this removes layer '{layer}' and its features: add --yes to go ahead", 2)

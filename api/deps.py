@@ -1,4 +1,5 @@
-"""Dependencies shared by routes: the connection, the caller, the roles a route needs."""
+"""Dependencies shared by routes: the connection, the caller, the roles a route needs, and what
+the app was built with (settings, edit rules)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from api.errors import Problem
-from geo.access import ANONYMOUS, Viewer
-from geo.users import viewer_for_token
+from geo.errors import Forbidden, Unauthorised
+from geo.policy.roles import ANONYMOUS, Viewer
+from geo.policy.users import viewer_for_token
+from geo.records.types import EditRules
+from geo.settings import Settings
 
 
 def connection(request: Request) -> Iterator[Connection]:
@@ -24,6 +27,18 @@ def connection(request: Request) -> Iterator[Connection]:
 DbConnection = Annotated[Connection, Depends(connection, scope="function")]
 
 
+def engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def edit_rules(request: Request) -> EditRules:
+    return request.app.state.edit_rules
+
+
 def viewer(request: Request) -> Viewer:
     """The caller: anonymous without an Authorization header, else the token's user (401 if bad)."""
     cached = getattr(request.state, "viewer", None)
@@ -35,22 +50,22 @@ def viewer(request: Request) -> Viewer:
     else:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Problem(
-                401,
-                "send the token as 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise Unauthorised("send the token as 'Authorization: Bearer <token>'")
         with request.app.state.engine.connect() as conn:
             found = viewer_for_token(conn, token.strip())
         if found is None:
-            raise Problem(
-                401,
+            raise Unauthorised(
                 "the token is unknown, expired or revoked: ask an administrator for a new one",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         who = found
     request.state.viewer = who
     return who
+
+
+Caller = Annotated[Viewer, Depends(viewer)]
+Rules = Annotated[EditRules, Depends(edit_rules)]
+DbEngine = Annotated[Engine, Depends(engine)]
 
 
 def require_role(*roles: str) -> Callable[..., Viewer]:
@@ -60,11 +75,7 @@ def require_role(*roles: str) -> Callable[..., Viewer]:
         if who.role in roles:
             return who
         if who.anonymous:
-            raise Problem(
-                401,
-                f"sign in: this needs the role {' or '.join(roles)}",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        raise Problem(403, f"your role '{who.role}' may not do this; it needs {' or '.join(roles)}")
+            raise Unauthorised(f"sign in: this needs the role {' or '.join(roles)}")
+        raise Forbidden(f"your role '{who.role}' may not do this; it needs {' or '.join(roles)}")
 
     return check

@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api.errors import Problem
+from geo.errors import BadRequest
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -30,7 +30,7 @@ def wants_html(request: Request, f: str | None) -> bool:
             return True
         if f in ("json", "geojson", "application/json", "application/geo+json"):
             return False
-        raise Problem(400, f"f={f!r} is not offered: use f=json or f=html")
+        raise BadRequest(f"f={f!r} is not offered: use f=json or f=html")
     accept = request.headers.get("accept", "").lower()
     if "text/html" not in accept:
         return False

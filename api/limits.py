@@ -8,9 +8,10 @@ limit; everything else takes ``ONEMAP_MAX_BODY_BYTES``.
 
 from __future__ import annotations
 
-import json
+import orjson
 
-from geo.settings import service_settings
+from api.problems import PROBLEM, problem_body
+from geo.settings import LimitSettings
 
 UPLOAD_PREFIXES = ("/layers/",)
 
@@ -20,14 +21,14 @@ class _TooLarge(Exception):
 
 
 class BodyLimit:
-    def __init__(self, app):
+    def __init__(self, app, limits: LimitSettings):
         self.app = app
+        self.limits = limits
 
     def _limit(self, path: str) -> int:
-        settings = service_settings()
         if path.startswith(UPLOAD_PREFIXES):
-            return settings.max_upload_bytes
-        return settings.max_body_bytes
+            return self.limits.max_upload_bytes
+        return self.limits.max_body_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -68,16 +69,14 @@ def _too_large(limit: int) -> str:
 
 
 async def _refuse(send, status: int, detail: str) -> None:
-    title = {400: "Bad request", 413: "Payload too large"}[status]
-    body = json.dumps(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    ).encode()
+    kind = {400: "bad_request", 413: "too_large"}[status]
+    body = orjson.dumps(problem_body(status, detail, kind=kind))
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", PROBLEM.encode()),
                 (b"content-length", str(len(body)).encode()),
             ],
         }

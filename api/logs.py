@@ -7,7 +7,7 @@ import logging
 import re
 from urllib.parse import unquote_plus
 
-from geo.privacy import mask_id_number, mask_phone
+from geo.policy.masks import mask_id_number, mask_phone
 
 # an 18-character identity number, or an 11-digit mobile number, not inside a longer run of digits
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")

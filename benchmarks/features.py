@@ -378,6 +378,7 @@ def make_servers(args, tcp_url: str, tipg_python: Path, workdir: Path) -> dict[s
             command=[
                 str(OURS_VENV / "bin" / "onemap"),
                 "serve",
+                "--demo",
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -1,42 +1,64 @@
-"""The database: one engine per URL, one session factory, and the URL resolution rule.
+"""The database: one engine per URL, and the URL resolution rule.
 
-``DATABASE_URL`` wins; otherwise the private cluster's socket URL. Everything that talks to PostGIS
+``DATABASE_URL`` wins; otherwise the private cluster's socket URL, read from the state file that
+the cluster tooling (api/cluster.py) writes under ``ONEMAP_HOME``. Everything that talks to PostGIS
 goes through :func:`engine` so that pool settings and connection set-up live in one place.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from geo.cluster import Cluster
-from geo.settings import database_settings
+from geo.errors import Unavailable
+from geo.settings import DatabaseSettings
+from geo.sql import ident
+
+#: the private cluster's superuser, made by the cluster tooling
+CLUSTER_SUPERUSER = "onemap"
 
 
-def database_url(database: str | None = None) -> str:
+def cluster_url(settings: DatabaseSettings, database: str | None = None) -> str:
+    """SQLAlchemy URL of the private cluster over its Unix socket (fastest)."""
+    home = settings.home.resolve()
+    state_file = home / "cluster.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if state.get("port") is None:
+        raise Unavailable("the private cluster has not been created yet: run `onemap db up`")
+    run_dir = Path(state.get("server_home") or home) / "run"
+    password = (home / "password").read_text().strip()
+    return (
+        f"postgresql+psycopg://{CLUSTER_SUPERUSER}:{quote(password, safe='')}@/"
+        f"{database or settings.name}?host={quote(str(run_dir), safe='')}&port={state['port']}"
+    )
+
+
+def database_url(database: str | None = None, settings: DatabaseSettings | None = None) -> str:
     """The SQLAlchemy URL to use: ``DATABASE_URL`` if set, else the private cluster's."""
-    settings = database_settings()
+    settings = settings or DatabaseSettings()
     if settings.url:
         if database is None:
             return settings.url
         base, _, query = settings.url.partition("?")
         base = base.rsplit("/", 1)[0] + "/" + database
         return base + ("?" + query if query else "")
-    return Cluster(settings).url(database)
+    return cluster_url(settings, database)
 
 
 @lru_cache(maxsize=8)
-def engine(url: str | None = None) -> Engine:
-    """A pooled engine; connections start with settings fit for short GIS queries."""
-    settings = database_settings()
+def engine(url: str | None = None, pool_size: int = 8, max_overflow: int = 8) -> Engine:
+    """A pooled engine per URL; connections start with settings fit for short GIS queries."""
     eng = create_engine(
         url or database_url(),
-        pool_size=settings.pool_size,
-        max_overflow=settings.max_overflow,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,
         future=True,
     )
@@ -69,19 +91,18 @@ def _admin_url(url: str) -> str:
 
 def create_database(url: str, with_postgis: bool = True, replace: bool = False) -> None:
     """Create the database ``url`` names (dropping it first if ``replace``), with PostGIS."""
-    name = make_url(url).database
-    if not name or not name.replace("_", "").isalnum():
-        raise ValueError(f"database name {name!r} must be letters, digits and underscores")
+    name = ident(make_url(url).database or "")
     admin = create_engine(_admin_url(url), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             if replace:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             exists = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+                text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                {"n": make_url(url).database},
             ).first()
             if not exists:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
+                conn.execute(text(f"CREATE DATABASE {name}"))
     finally:
         admin.dispose()
     if with_postgis:
@@ -94,11 +115,11 @@ def create_database(url: str, with_postgis: bool = True, replace: bool = False) 
 
 
 def drop_database(url: str) -> None:
-    name = make_url(url).database
+    name = ident(make_url(url).database or "")
     engine(url).dispose()  # close our pooled connections first
     admin = create_engine(_admin_url(url), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     finally:
         admin.dispose()

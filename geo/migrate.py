@@ -8,7 +8,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -39,3 +41,40 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def health(engine: Engine) -> dict:
+    """Reachable database, PostGIS version, schema at the newest revision."""
+    head = head_revision()
+    try:
+        with engine.connect() as conn:
+            postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
+            postgres = conn.execute(text("SHOW server_version")).scalar_one()
+            has_table = conn.execute(
+                text("SELECT to_regclass('alembic_version') IS NOT NULL")
+            ).scalar_one()
+            revision = (
+                conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                if has_table
+                else None
+            )
+    except SQLAlchemyError as exc:
+        return {
+            "status": "error",
+            "database": "unreachable",
+            "detail": str(exc.__cause__ or exc).strip(),
+        }
+    ok = revision == head
+    return {
+        "status": "ok" if ok else "degraded",
+        "database": "reachable",
+        "postgresql": postgres,
+        "postgis": postgis,
+        "schema_revision": revision,
+        "schema_head": head,
+        **(
+            {}
+            if ok
+            else {"detail": "schema is not at the newest revision: run `onemap db migrate`"}
+        ),
+    }

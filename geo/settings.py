@@ -1,21 +1,30 @@
-"""Settings, read once from the environment (``ONEMAP_…`` and ``DATABASE_URL``).
+"""Settings from the environment (``ONEMAP_…`` and ``DATABASE_URL``), split by concern.
 
-One pydantic-settings class per concern, as tipg does, so that each part of the service reads only
-what it needs and a wrong value fails at start-up with the variable's name in the message.
+One pydantic-settings class per concern, as tipg does, gathered in :class:`Settings`. They are
+read once, where the program starts (``create_app(settings)``, the command line), and handed to
+what needs them: domain code never reads the environment itself, and tests build their own.
+A wrong value fails at start-up with the variable's name in the message.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-#: Stored geometries: CGCS2000 geographic (the national datum, GB 50xx surveying standards).
-STORAGE_SRID = 4490
+
+def _psycopg(value: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix) :]
+    if not value.startswith("postgresql+"):
+        raise ValueError("DATABASE_URL must be a postgresql:// URL")
+    return value
 
 
 class DatabaseSettings(BaseSettings):
@@ -44,12 +53,7 @@ class DatabaseSettings(BaseSettings):
         """Accept plain ``postgresql://`` URLs and use psycopg 3 for them."""
         if value is None or value == "":
             return None
-        for prefix in ("postgresql://", "postgres://"):
-            if value.startswith(prefix):
-                return "postgresql+psycopg://" + value[len(prefix) :]
-        if not value.startswith("postgresql+"):
-            raise ValueError("DATABASE_URL must be a postgresql:// URL")
-        return value
+        return _psycopg(value)
 
 
 class SpatialSettings(BaseSettings):
@@ -62,34 +66,49 @@ class SpatialSettings(BaseSettings):
         description="Projected CRS in metres for lengths and areas: CGCS2000 3-degree "
         "Gauss-Krüger CM 120°E covers Lishui (118.8–119.3°E).",
     )
+    storage_srid: int = Field(
+        default=4490,
+        description="SRID of stored geometries: CGCS2000 lon/lat, the national datum. Fixed when "
+        "the schema is made.",
+    )
     district_code: str = Field(default="320117", pattern=r"^\d{6}$")
 
 
 class ServiceSettings(BaseSettings):
-    """How the web service runs."""
+    """Where the web service listens."""
 
     model_config = SettingsConfigDict(env_prefix="ONEMAP_", extra="ignore")
 
     host: str = "127.0.0.1"
     http_port: int = Field(default=8000, validation_alias=AliasChoices("ONEMAP_HTTP_PORT"))
+
+
+class LimitSettings(BaseSettings):
+    """How much one request may ask of the service."""
+
+    model_config = SettingsConfigDict(env_prefix="ONEMAP_", extra="ignore")
+
     max_body_bytes: int = Field(
-        default=10 * 1024 * 1024, description="Largest request body accepted."
+        default=10 * 1024 * 1024, ge=1, description="Largest request body accepted."
     )
     max_upload_bytes: int = Field(
         default=200 * 1024 * 1024,
         ge=1,
         description="Largest departmental file accepted by POST /layers/{id}/ingest (413 above).",
     )
-    review_types: str = Field(
-        default="residents,houses",
-        description="Record types whose changes by grid workers wait for a reviewer (comma-separated).",
-    )
     max_sync_edits: int = Field(
         default=5_000, ge=1, description="Most edits one offline-sync batch may carry."
     )
-    id_hash_key: str = Field(
-        default="onemap-demo-key-change-me",
-        description="Key of the keyed hash (HMAC-SHA256) under which identity numbers are joined.",
+
+
+class ReviewSettings(BaseSettings):
+    """Which grid workers' changes wait for a community reviewer."""
+
+    model_config = SettingsConfigDict(env_prefix="ONEMAP_", extra="ignore")
+
+    review_types: str = Field(
+        default="residents,houses",
+        description="Record types whose changes by grid workers wait for a reviewer (comma-separated).",
     )
 
     @property
@@ -97,16 +116,58 @@ class ServiceSettings(BaseSettings):
         return frozenset(v.strip() for v in self.review_types.split(",") if v.strip())
 
 
-@lru_cache
-def database_settings() -> DatabaseSettings:
-    return DatabaseSettings()
+#: The demo key: fine for the synthetic city, never for real people's identity numbers.
+DEMO_ID_HASH_KEY = "onemap-demo-key-change-me"
 
 
-@lru_cache
-def spatial_settings() -> SpatialSettings:
-    return SpatialSettings()
+class SecretSettings(BaseSettings):
+    """Secrets. ``id_hash_key`` keys the HMAC under which identity numbers are joined; a service
+    holding real people's data must set its own (``onemap serve`` refuses the demo key unless
+    ``ONEMAP_DEMO=1`` or ``--demo`` says this is the demo city)."""
+
+    model_config = SettingsConfigDict(env_prefix="ONEMAP_", extra="ignore")
+
+    id_hash_key: str = Field(
+        default=DEMO_ID_HASH_KEY,
+        min_length=16,
+        description="Key of the keyed hash (HMAC-SHA256) under which identity numbers are joined.",
+    )
+    demo: bool = Field(default=False, description="This is the synthetic demo city.")
+
+    @property
+    def has_own_key(self) -> bool:
+        return self.id_hash_key != DEMO_ID_HASH_KEY
 
 
-@lru_cache
-def service_settings() -> ServiceSettings:
-    return ServiceSettings()
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is told, split by concern; built once and handed down."""
+
+    database: DatabaseSettings
+    spatial: SpatialSettings
+    service: ServiceSettings
+    limits: LimitSettings
+    review: ReviewSettings
+    secrets: SecretSettings
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Read the environment; ``overrides`` replace whole parts (e.g. ``limits=LimitSettings(...)``)."""
+        parts = {
+            "database": DatabaseSettings,
+            "spatial": SpatialSettings,
+            "service": ServiceSettings,
+            "limits": LimitSettings,
+            "review": ReviewSettings,
+            "secrets": SecretSettings,
+        }
+        return cls(**{name: overrides.get(name) or make() for name, make in parts.items()})
+
+    def with_database(self, url: str) -> Settings:
+        return replace(self, database=self.database.model_copy(update={"url": _psycopg(url)}))
+
+
+#: Stored geometries: CGCS2000 geographic (the national datum). The schema is made in this SRID
+#: (``ONEMAP_STORAGE_SRID``), so it is read once, when the models are defined; every query takes it
+#: from here, never from a literal.
+STORAGE_SRID = SpatialSettings().storage_srid

@@ -10,13 +10,22 @@ departments and opening level to the public (国发〔2016〕51号). Entries liv
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geo.privacy import PERSONAL_FIELDS
+from geo.errors import NotFound
+from geo.models import access_of
+from geo.policy.access import LayerAccess, may_list
+from geo.policy.plan import ReadPlan, plan_read
+from geo.policy.roles import Viewer
+from geo.sql import ident as sql_ident
+from geo.sql import table as sql_table
 
 SHARING_ZH = {"unconditional": "无条件共享", "conditional": "有条件共享", "none": "不予共享"}
 OPENING_ZH = {"open": "无条件开放", "restricted": "受限开放", "closed": "禁止开放"}
@@ -41,28 +50,99 @@ JSON_TYPES = {
     "json": "object",
     "USER-DEFINED": "geometry",
 }
-#: fields no one outside the database needs: bookkeeping and keyed hashes
-NEVER_SERVED = frozenset({"id_hash"})
 
 
 @dataclass(frozen=True)
-class LayerSpec:
-    """How a layer is described and shared. ``personal`` maps a field to its mask kind
-    (name, phone, id_number, see geo.privacy); ``internal`` fields are hidden from the public."""
+class Ingest:
+    """How a departmental layer's files are read and matched (layers.ingest).
+
+    ``key`` names the field that identifies a feature in the department's own system (duplicates
+    are rejected); ``match`` lists the standard data each feature is joined to: ``grid`` (the grid
+    containing the feature's point on surface), ``building`` (the nearest standard building within
+    ``building_within_m``), ``address`` (the address text matched to the standard address library,
+    else the nearest standard address within ``address_within_m``). ``address_field`` names the
+    field holding the address text. Features farther than ``district_tolerance_m`` outside the
+    district are rejected. ``department_aliases`` are other names ``--dept`` may give.
+    """
+
+    key: str | None = None
+    match: tuple[str, ...] = ()
+    address_field: str | None = None
+    building_within_m: float = 50.0
+    address_within_m: float = 100.0
+    district_tolerance_m: float = 50.0
+    department_aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the one map, the only layer type: how it is described, shared and protected
+    (``access``, the rules the read plan applies); for a departmental layer, its standard fields
+    (``fields``, with their source columns) and how its files are ingested (``ingest``); and, as
+    read back from the catalogue, its state: columns, count, extent, when it was last loaded."""
 
     id: str
     table: str
     title_zh: str
     title_en: str
     department: str
-    description: str
+    description: str | None = None
     sharing_level: str = "unconditional"
     opening_level: str = "open"
     update_frequency: str = "daily"
-    source_crs: str = "EPSG:4490"
-    personal: dict[str, str] = field(default_factory=dict)
-    internal: tuple[str, ...] = ()
+    source_crs: str | None = "EPSG:4490"
     time_field: str | None = None
+    access: LayerAccess = field(default_factory=LayerAccess)
+    fields: tuple = ()  # declared standard fields (layers.declaration.Field), departmental layers
+    ingest: Ingest | None = None
+    # the catalogue's record of the table as loaded
+    columns: tuple[dict, ...] = ()
+    feature_count: int | None = None
+    extent: list[float] | None = None
+    geometry_type: str | None = None
+    last_loaded: datetime | None = None
+
+    id_field: ClassVar[str] = "id"
+
+    @property
+    def personal(self) -> Mapping[str, str]:
+        return self.access.personal
+
+    @property
+    def internal(self) -> frozenset[str]:
+        return self.access.internal
+
+    @property
+    def departmental(self) -> bool:
+        return self.ingest is not None or self.table.startswith("layers.")
+
+    @property
+    def geometry_field(self) -> str | None:
+        return next((c["name"] for c in self.columns if c.get("geometry_type")), None)
+
+    def plan(self, viewer: Viewer, purpose: str | None = None) -> ReadPlan:
+        """What ``viewer`` may see of this layer (geo.policy.plan): asked by every read path."""
+        return plan_read(self.id, self.access, [c["name"] for c in self.columns], viewer, purpose)
+
+    def property_columns(self, plan: ReadPlan) -> list[dict]:
+        """The columns served as properties under ``plan`` (not the id, not the geometry)."""
+        shown = set(plan.columns) - {self.id_field}
+        return [c for c in self.columns if c["name"] in shown and not c.get("geometry_type")]
+
+    def field(self, name: str):
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def owned_by(self, department: str) -> bool:
+        """Whether ``--dept`` names this layer's department (its name, part of it, or an alias)."""
+        wanted = re.sub(r"\s+", "", department or "").casefold()
+        if len(wanted) < 2:
+            return False
+        aliases = self.ingest.department_aliases if self.ingest else ()
+        known = [re.sub(r"\s+", "", k).casefold() for k in (self.department, *aliases)]
+        return any(wanted == k or wanted in k for k in known)
 
 
 RECORDS_DEPT = "区社会治理现代化指挥中心 (grid management centre)"
@@ -70,8 +150,8 @@ NATURAL_RESOURCES = "区自然资源和规划局 (natural resources bureau)"
 EMERGENCY = "区应急管理局 (emergency management bureau)"
 INVESTMENT = "区投资促进中心 (investment promotion centre)"
 
-BASE_LAYERS: tuple[LayerSpec, ...] = (
-    LayerSpec(
+BASE_LAYERS: tuple[Layer, ...] = (
+    Layer(
         "admin_areas",
         "admin_areas",
         "行政区划",
@@ -80,7 +160,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "District, streets/towns and communities/villages with 12-digit statistical codes.",
         update_frequency="yearly",
     ),
-    LayerSpec(
+    Layer(
         "grids",
         "grids",
         "标准基础网格",
@@ -89,7 +169,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "The grid workers' patches; codes extend the community code.",
         update_frequency="monthly",
     ),
-    LayerSpec(
+    Layer(
         "buildings",
         "buildings",
         "标准建筑物",
@@ -97,7 +177,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         NATURAL_RESOURCES,
         "Building footprints keyed by the standard building code.",
     ),
-    LayerSpec(
+    Layer(
         "addresses",
         "addresses",
         "标准地址",
@@ -106,7 +186,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "Standard address library: road, door plate, building and unit levels.",
         opening_level="restricted",
     ),
-    LayerSpec(
+    Layer(
         "houses",
         "houses",
         "实有房屋",
@@ -116,7 +196,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         sharing_level="conditional",
         opening_level="restricted",
     ),
-    LayerSpec(
+    Layer(
         "residents",
         "residents",
         "实有人口",
@@ -125,9 +205,9 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "People living in the district's houses. Personal data: masked unless the role may see it.",
         sharing_level="conditional",
         opening_level="closed",
-        personal=PERSONAL_FIELDS["residents"],
+        access=access_of("residents"),
     ),
-    LayerSpec(
+    Layer(
         "organisations",
         "organisations",
         "实有单位",
@@ -135,9 +215,9 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         RECORDS_DEPT,
         "Enterprises, offices, schools and shops with their unified social credit codes.",
         opening_level="restricted",
-        personal=PERSONAL_FIELDS["organisations"],
+        access=access_of("organisations"),
     ),
-    LayerSpec(
+    Layer(
         "facilities",
         "facilities",
         "实有设施",
@@ -145,7 +225,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         RECORDS_DEPT,
         "Schools, clinics, elderly care, fire stations, hydrants, shelters, cameras and more.",
     ),
-    LayerSpec(
+    Layer(
         "landuse_parcels",
         "landuse_parcels",
         "地类图斑",
@@ -154,7 +234,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "Land-use parcels classed by GB/T 21010-2017.",
         update_frequency="yearly",
     ),
-    LayerSpec(
+    Layer(
         "roads",
         "roads",
         "道路",
@@ -163,7 +243,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "Road centre lines by class.",
         update_frequency="yearly",
     ),
-    LayerSpec(
+    Layer(
         "water",
         "water",
         "水系",
@@ -172,7 +252,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "Rivers, lakes, reservoirs and ponds.",
         update_frequency="yearly",
     ),
-    LayerSpec(
+    Layer(
         "parks",
         "parks",
         "公园绿地",
@@ -181,7 +261,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "Parks and green spaces.",
         update_frequency="yearly",
     ),
-    LayerSpec(
+    Layer(
         "hazards",
         "hazards",
         "安全隐患",
@@ -192,7 +272,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         opening_level="restricted",
         time_field="found_at",
     ),
-    LayerSpec(
+    Layer(
         "inspections",
         "inspections",
         "检查记录",
@@ -201,10 +281,10 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         "Leader night checks, department checks and grid patrols.",
         sharing_level="conditional",
         opening_level="restricted",
-        personal=PERSONAL_FIELDS["inspections"],
+        access=access_of("inspections"),
         time_field="inspected_at",
     ),
-    LayerSpec(
+    Layer(
         "sensors",
         "sensors",
         "物联感知设备",
@@ -214,7 +294,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         opening_level="restricted",
         time_field="installed_at",
     ),
-    LayerSpec(
+    Layer(
         "assets",
         "assets",
         "存量资产",
@@ -222,60 +302,49 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
         INVESTMENT,
         "Idle assets for investment promotion in four categories.",
         opening_level="restricted",
-        personal=PERSONAL_FIELDS["assets"],
-        internal=("reserve_price_wan", "contact_name", "contact_phone", "notes"),
+        access=access_of("assets"),
     ),
 )
 
 
-def register(conn: Connection, spec: LayerSpec) -> None:
-    """Insert or update a layer's descriptive entry (counts and extent come from :func:`refresh`)."""
+def register(conn: Connection, layer: Layer) -> None:
+    """Insert or update a layer's declared entry (columns, count, extent come from :func:`refresh`)."""
     conn.execute(
         text("""
         INSERT INTO layer_catalogue (id, table_name, title_zh, title_en, department, description,
-            source_crs, update_frequency, personal_fields, internal_fields, time_field,
-            sharing_level, opening_level, fields)
+            source_crs, update_frequency, access, time_field, sharing_level, opening_level)
         VALUES (:id, :table, :title_zh, :title_en, :department, :description, :source_crs,
-            :update_frequency, :personal, :internal, :time_field, :sharing, :opening,
-            CAST(:fields AS jsonb))
+            :update_frequency, CAST(:access AS jsonb), :time_field, :sharing, :opening)
         ON CONFLICT (id) DO UPDATE SET table_name = EXCLUDED.table_name,
             title_zh = EXCLUDED.title_zh, title_en = EXCLUDED.title_en,
             department = EXCLUDED.department, description = EXCLUDED.description,
             source_crs = EXCLUDED.source_crs, update_frequency = EXCLUDED.update_frequency,
-            personal_fields = EXCLUDED.personal_fields, internal_fields = EXCLUDED.internal_fields,
-            time_field = EXCLUDED.time_field, sharing_level = EXCLUDED.sharing_level,
-            opening_level = EXCLUDED.opening_level, fields = EXCLUDED.fields
+            access = EXCLUDED.access, time_field = EXCLUDED.time_field,
+            sharing_level = EXCLUDED.sharing_level, opening_level = EXCLUDED.opening_level
         """),
         dict(
-            id=spec.id,
-            table=spec.table,
-            title_zh=spec.title_zh,
-            title_en=spec.title_en,
-            department=spec.department,
-            description=spec.description,
-            source_crs=spec.source_crs,
-            update_frequency=spec.update_frequency,
-            personal=list(spec.personal),
-            internal=list(spec.internal),
-            time_field=spec.time_field,
-            sharing=spec.sharing_level,
-            opening=spec.opening_level,
-            fields=_json(_mask_kinds(spec)),
+            id=layer.id,
+            table=layer.table,
+            title_zh=layer.title_zh,
+            title_en=layer.title_en,
+            department=layer.department,
+            description=layer.description,
+            source_crs=layer.source_crs,
+            update_frequency=layer.update_frequency,
+            access=_json(layer.access.as_json()),
+            time_field=layer.time_field,
+            sharing=layer.sharing_level,
+            opening=layer.opening_level,
         ),
     )
-
-
-def _mask_kinds(spec: LayerSpec) -> list[dict]:
-    # stored until refresh() replaces it with the full field list
-    return [{"name": name, "personal": kind} for name, kind in spec.personal.items()]
 
 
 def _json(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def table_fields(conn: Connection, table: str) -> list[dict]:
-    """The table's columns with JSON types, in table order; geometry last as ``geom``."""
+def table_columns(conn: Connection, table: str) -> list[dict]:
+    """The table's columns with JSON types, in table order (personal ones marked by refresh)."""
     schema, _, name = table.rpartition(".")
     rows = conn.execute(
         text("""
@@ -302,42 +371,23 @@ def table_fields(conn: Connection, table: str) -> list[dict]:
 
 
 def refresh(conn: Connection, layer_id: str | None = None) -> None:
-    """Recount features, recompute extent and field list, stamp last loaded."""
+    """Recount features, recompute extent and column list, stamp last loaded."""
     ids = (
         [layer_id]
         if layer_id
         else [r[0] for r in conn.execute(text("SELECT id FROM layer_catalogue"))]
     )
     for lid in ids:
-        row = conn.execute(
-            text("SELECT table_name, personal_fields FROM layer_catalogue WHERE id = :id"),
-            dict(id=lid),
+        table_name, access = conn.execute(
+            text("SELECT table_name, access FROM layer_catalogue WHERE id = :id"), dict(id=lid)
         ).one()
-        table, personal = row
-        kinds = dict(
-            conn.execute(
-                text(
-                    "SELECT f->>'name', f->>'personal' FROM layer_catalogue, jsonb_array_elements(fields) f "
-                    "WHERE id = :id AND f ? 'personal'"
-                ),
-                dict(id=lid),
-            ).all()
-        )
-        fields = table_fields(conn, table)
-        for f in fields:
-            if f["name"] in personal:
-                f["personal"] = kinds.get(f["name"]) or _guess_mask(f["name"])
-        geometry = next((f for f in fields if f["geometry_type"]), None)
-        quoted = _quote_table(table)
-        extent_sql = f"ST_Extent({geometry['name']})" if geometry else "NULL::box2d"
-        stats = conn.execute(
-            text(
-                f"SELECT n, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
-                f"FROM (SELECT count(*) AS n, {extent_sql} AS e FROM {quoted}) s"
-            )
-        ).one()
-        count = int(stats[0])
-        extent = [float(v) for v in stats[1:]] if stats[1] is not None else None
+        personal = (access or {}).get("personal", {})
+        columns = table_columns(conn, table_name)
+        for c in columns:
+            if c["name"] in personal:
+                c["personal"] = personal[c["name"]]
+        geometry = next((c for c in columns if c["geometry_type"]), None)
+        count, extent = _count_and_extent(conn, table_name, geometry["name"] if geometry else None)
         conn.execute(
             text(
                 "UPDATE layer_catalogue SET feature_count = :count, extent = :extent, "
@@ -346,7 +396,7 @@ def refresh(conn: Connection, layer_id: str | None = None) -> None:
             dict(
                 count=count,
                 extent=extent,
-                fields=_json(fields),
+                fields=_json(columns),
                 gtype=geometry["geometry_type"] if geometry else None,
                 now=datetime.now(UTC),
                 id=lid,
@@ -354,21 +404,73 @@ def refresh(conn: Connection, layer_id: str | None = None) -> None:
         )
 
 
-def _guess_mask(field_name: str) -> str:
-    if "phone" in field_name:
-        return "phone"
-    if "id_number" in field_name:
-        return "id_number"
-    return "name"
-
-
-def _quote_table(table: str) -> str:
-    """Catalogue table names are ours (checked identifiers), quoted part by part."""
-    return ".".join(f'"{part}"' for part in table.split("."))
+def _count_and_extent(
+    conn: Connection, table_name: str, geometry: str | None, where: str = "true", params=None
+) -> tuple[int, list[float] | None]:
+    extent_sql = f"ST_Extent({sql_ident(geometry)})" if geometry else "NULL::box2d"
+    stats = conn.execute(
+        text(
+            f"SELECT n, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+            f"FROM (SELECT count(*) AS n, {extent_sql} AS e FROM {sql_table(table_name)} t "
+            f"WHERE {where}) s"
+        ),
+        params or {},
+    ).one()
+    extent = [float(v) for v in stats[1:]] if stats[1] is not None else None
+    return int(stats[0]), extent
 
 
 def register_base_layers(conn: Connection) -> None:
-    for spec in BASE_LAYERS:
-        register(conn, spec)
-    for spec in BASE_LAYERS:
-        refresh(conn, spec.id)
+    for layer in BASE_LAYERS:
+        register(conn, layer)
+    for layer in BASE_LAYERS:
+        refresh(conn, layer.id)
+
+
+# --- reading the catalogue ---------------------------------------------------------------------
+
+_CATALOGUE_SQL = """
+    SELECT id, table_name, title_zh, title_en, description, department, fields, access,
+           opening_level, sharing_level, time_field, extent, feature_count, geometry_type,
+           last_loaded, source_crs, update_frequency
+    FROM layer_catalogue
+"""
+
+
+def _from_row(row) -> Layer:
+    return Layer(
+        id=row.id,
+        table=row.table_name,
+        title_zh=row.title_zh,
+        title_en=row.title_en,
+        department=row.department,
+        description=row.description,
+        sharing_level=row.sharing_level,
+        opening_level=row.opening_level,
+        update_frequency=row.update_frequency,
+        source_crs=row.source_crs,
+        time_field=row.time_field,
+        access=LayerAccess.from_json(row.access),
+        columns=tuple(row.fields),
+        feature_count=row.feature_count,
+        extent=row.extent,
+        geometry_type=row.geometry_type,
+        last_loaded=row.last_loaded,
+    )
+
+
+def list_layers(conn: Connection, viewer: Viewer) -> list[Layer]:
+    """Layers the viewer may know of (closed ones are hidden from anonymous callers)."""
+    return [
+        layer
+        for layer in map(_from_row, conn.execute(text(f"{_CATALOGUE_SQL} ORDER BY id")))
+        if may_list(viewer, layer.opening_level)
+    ]
+
+
+def get_layer(conn: Connection, layer_id: str, viewer: Viewer) -> Layer:
+    """One layer, read afresh: every process sees a re-ingested layer's new fields at once."""
+    row = conn.execute(text(f"{_CATALOGUE_SQL} WHERE id = :id"), {"id": layer_id}).first()
+    if row is not None and may_list(viewer, row.opening_level):
+        return _from_row(row)
+    raise NotFound(f"no collection '{layer_id}': see /collections for the layers you may read")

@@ -32,7 +32,7 @@ from geo.crs import (
     parse_crs,
     to_crs,
 )
-from layers.errors import IngestError
+from geo.errors import IngestError
 from layers.readers import Source
 
 #: the share of features whose coordinates must look wrong before the whole file is refused

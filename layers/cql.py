@@ -19,10 +19,11 @@ from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 from sqlalchemy import bindparam, func
 from sqlalchemy.sql import ColumnElement
 
+from geo.errors import BadRequest
 from geo.settings import STORAGE_SRID
 
 
-class FilterError(ValueError):
+class FilterError(BadRequest):
     """The filter cannot be used; the message says why, for the caller."""
 
 

@@ -1,5 +1,6 @@
 """The generic read path of every catalogued layer: OGC API – Features Core, CRS (Part 2) and
-filtering (Part 3), with personal data masked by role.
+filtering (Part 3). What a caller sees (columns, masks, rows) is the layer's read plan
+(geo.policy.plan); this module only turns the plan into SQL.
 
 PostgreSQL builds each feature's GeoJSON text (``json_build_object`` + ``ST_AsGeoJSON``), so
 Python only joins bytes; SQL is composed with SQLAlchemy expressions and bound parameters, never
@@ -9,7 +10,7 @@ formatted from user input. Nothing here knows HTTP: routes translate requests to
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from geoalchemy2 import Geometry
@@ -30,16 +31,17 @@ from sqlalchemy import (
     literal,
     select,
     table,
-    text,
     true,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
-from geo.access import Viewer, may_list, may_see_internal, may_see_personal, row_rule
+from geo.errors import BadRequest, NotFound
+from geo.policy.plan import GRID_FIELD, ReadPlan
 from geo.settings import STORAGE_SRID
+from geo.sql import ident
 from layers import cql
-from layers.catalogue import NEVER_SERVED
+from layers.catalogue import Layer
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"
@@ -60,110 +62,6 @@ MASK_FUNCTIONS = {
 }
 
 
-class QueryError(ValueError):
-    """A request the layer cannot answer as asked (400): the message says what to fix."""
-
-
-class NotFound(LookupError):
-    """No such layer or feature (404)."""
-
-
-class Forbidden(PermissionError):
-    """The caller's role may not have what it asked for (403)."""
-
-
-@dataclass(frozen=True)
-class Layer:
-    """A catalogue entry as the read path needs it."""
-
-    id: str
-    table: str
-    title_zh: str
-    title_en: str
-    description: str | None
-    department: str
-    fields: list[dict]
-    personal: dict[str, str]
-    internal: frozenset[str]
-    opening_level: str
-    sharing_level: str
-    time_field: str | None
-    extent: list[float] | None
-    feature_count: int | None
-    geometry_type: str | None
-    last_loaded: datetime | None
-    source_crs: str | None
-    update_frequency: str | None
-
-    @property
-    def geometry_field(self) -> str | None:
-        return next((f["name"] for f in self.fields if f.get("geometry_type")), None)
-
-    @property
-    def id_field(self) -> str:
-        return "id"
-
-    def property_fields(self, viewer: Viewer) -> list[dict]:
-        """The fields a viewer may receive as properties (internal ones only if allowed)."""
-        hidden = set(NEVER_SERVED) | {self.id_field}
-        if not may_see_internal(viewer, self.id):
-            hidden |= self.internal
-        return [f for f in self.fields if not f.get("geometry_type") and f["name"] not in hidden]
-
-
-_LAYER_SQL = """
-    SELECT id, table_name, title_zh, title_en, description, department, fields, personal_fields,
-           internal_fields, opening_level, sharing_level, time_field, extent, feature_count,
-           geometry_type, last_loaded, source_crs, update_frequency
-    FROM layer_catalogue
-"""
-
-
-def _layer(row) -> Layer:
-    personal = {
-        f["name"]: f.get("personal", "name") for f in row.fields if f["name"] in row.personal_fields
-    }
-    for name in row.personal_fields:
-        personal.setdefault(name, "name")
-    return Layer(
-        id=row.id,
-        table=row.table_name,
-        title_zh=row.title_zh,
-        title_en=row.title_en,
-        description=row.description,
-        department=row.department,
-        fields=row.fields,
-        personal=personal,
-        internal=frozenset(row.internal_fields),
-        opening_level=row.opening_level,
-        sharing_level=row.sharing_level,
-        time_field=row.time_field,
-        extent=row.extent,
-        feature_count=row.feature_count,
-        geometry_type=row.geometry_type,
-        last_loaded=row.last_loaded,
-        source_crs=row.source_crs,
-        update_frequency=row.update_frequency,
-    )
-
-
-def list_layers(conn: Connection, viewer: Viewer) -> list[Layer]:
-    """Layers the viewer may know of (closed ones are hidden from anonymous callers)."""
-    return [
-        layer
-        for layer in map(_layer, conn.execute(text(f"{_LAYER_SQL} ORDER BY id")))
-        if may_list(viewer, layer.opening_level)
-    ]
-
-
-def get_layer(conn: Connection, layer_id: str, viewer: Viewer) -> Layer:
-    """One layer, read afresh: every process sees a re-ingested layer's new fields at once."""
-    row = conn.execute(text(f"{_LAYER_SQL} WHERE id = :id"), {"id": layer_id}).first()
-    if row is not None and may_list(viewer, row.opening_level):
-        return _layer(row)
-    raise NotFound(f"no collection '{layer_id}': see /collections for the layers you may read")
-
-
 # --- the query --------------------------------------------------------------------------------
 
 
@@ -182,8 +80,6 @@ class ItemQuery:
     sortby: list[tuple[str, bool]] = field(default_factory=list)  # (field, ascending)
     datetime: tuple[datetime | None, datetime | None] | None = None
     crs: str = CRS84
-    unmask: frozenset[str] = frozenset()  # personal fields the policy lets this caller see raw
-    unmask_grids: frozenset[str] | None = None  # ... only in these grids (None: everywhere)
 
 
 @dataclass
@@ -197,42 +93,19 @@ class ItemPage:
 def _sql_table(layer: Layer):
     schema, _, name = layer.table.rpartition(".")
     cols = []
-    for f in layer.fields:
-        if f.get("geometry_type"):
-            cols.append(column(f["name"], Geometry(srid=STORAGE_SRID)))
-        elif f.get("db_type") == "timestamp with time zone":
-            cols.append(column(f["name"], DateTime(timezone=True)))
-        elif f.get("db_type") == "date":
-            cols.append(column(f["name"], Date))
-        elif f.get("db_type") in ("integer", "smallint"):
-            cols.append(column(f["name"], Integer))
+    for c in layer.columns:
+        ident(c["name"])  # names reach SQL checked (SQLAlchemy quotes them)
+        if c.get("geometry_type"):
+            cols.append(column(c["name"], Geometry(srid=STORAGE_SRID)))
+        elif c.get("db_type") == "timestamp with time zone":
+            cols.append(column(c["name"], DateTime(timezone=True)))
+        elif c.get("db_type") == "date":
+            cols.append(column(c["name"], Date))
+        elif c.get("db_type") in ("integer", "smallint"):
+            cols.append(column(c["name"], Integer))
         else:
-            cols.append(column(f["name"], SQL_TYPES.get(f["type"], String)))
+            cols.append(column(c["name"], SQL_TYPES.get(c["type"], String)))
     return table(name, *cols, schema=schema or None)
-
-
-def personal_access(
-    viewer: Viewer, layer: Layer, purpose: str | None
-) -> tuple[frozenset[str], frozenset[str] | None]:
-    """Which personal fields to show raw, and in which grids (None: all), for a stated purpose.
-
-    No purpose, no raw personal data; a purpose from a role that may not see it is refused. A grid
-    worker sees raw values only in their own grids. The caller audits the read."""
-    if purpose is None or not layer.personal:
-        return frozenset(), None
-    if not purpose.strip():
-        raise QueryError("purpose must say why you need the personal data")
-    if not may_see_personal(viewer, layer.id):
-        raise Forbidden(f"your role '{viewer.role}' may not see personal data of {layer.id}")
-    grids = frozenset(viewer.grids) if viewer.role == "grid_worker" else None
-    return frozenset(layer.personal), grids
-
-
-def _masked(layer: Layer, viewer: Viewer, unmask: frozenset[str]) -> set[str]:
-    """Personal fields to mask for this caller."""
-    if may_see_personal(viewer, layer.id):
-        return set(layer.personal) - set(unmask)
-    return set(layer.personal)
 
 
 def _output_geometry(geom, crs: str):
@@ -255,7 +128,7 @@ def parse_crs_uri(value: str, what: str = "crs") -> str:
     uri = short.get(value.strip().upper(), value.strip())
     uri = uri.replace("https://", "http://")
     if uri not in OUTPUT_CRS:
-        raise QueryError(f"{what} '{value}' is not offered; use one of: {', '.join(OUTPUT_CRS)}")
+        raise BadRequest(f"{what} '{value}' is not offered; use one of: {', '.join(OUTPUT_CRS)}")
     return uri
 
 
@@ -269,46 +142,47 @@ def _envelope(bbox: tuple[float, float, float, float], crs: str):
             -20037508.35 <= minx <= maxx <= 20037508.35
             and -20048966.1 <= miny <= maxy <= 20048966.1
         ):
-            raise QueryError(
+            raise BadRequest(
                 "bbox is outside the EPSG:3857 world or its minimum exceeds its maximum"
             )
         return func.ST_Transform(func.ST_MakeEnvelope(minx, miny, maxx, maxy, 3857), STORAGE_SRID)
     if not (
         -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
     ):
-        raise QueryError(
+        raise BadRequest(
             "bbox is out of range: longitudes must lie in [-180, 180] and latitudes in [-90, 90]"
             + (" (this bbox-crs orders latitude first)" if swap else "")
         )
     if minx > maxx or miny > maxy:
-        raise QueryError("bbox minimum exceeds its maximum: give minx,miny,maxx,maxy")
+        raise BadRequest("bbox minimum exceeds its maximum: give minx,miny,maxx,maxy")
     return func.ST_MakeEnvelope(minx, miny, maxx, maxy, STORAGE_SRID)
 
 
-def _where(layer: Layer, t, q: ItemQuery, viewer: Viewer, masked: set[str]) -> ColumnElement:
-    geom_name = layer.geometry_field
+def _visible_rows(layer: Layer, t, plan: ReadPlan) -> list[ColumnElement]:
+    """The plan's row rule as SQL: the caller's grids, or the layer's CQL2 row filter."""
     clauses: list[ColumnElement] = []
+    if plan.row_grids is not None:
+        clauses.append(t.c[GRID_FIELD].in_(sorted(plan.row_grids)))
+    if plan.row_filter is not None:
+        columns = {c["name"]: t.c[c["name"]] for c in layer.columns}
+        clauses.append(cql.to_sql(cql.parse(plan.row_filter), columns))
+    return clauses
+
+
+def _where(layer: Layer, t, q: ItemQuery, plan: ReadPlan) -> ColumnElement:
+    geom_name = layer.geometry_field
+    clauses: list[ColumnElement] = _visible_rows(layer, t, plan)
     if q.bbox is not None:
         if geom_name is None:
-            raise QueryError(f"collection '{layer.id}' has no geometry: bbox does not apply")
+            raise BadRequest(f"collection '{layer.id}' has no geometry: bbox does not apply")
         clauses.append(func.ST_Intersects(t.c[geom_name], _envelope(q.bbox, q.bbox_crs)))
-    queryable = {f["name"]: t.c[f["name"]] for f in layer.fields if f["name"] not in NEVER_SERVED}
-    if not may_see_internal(viewer, layer.id):
-        for name in layer.internal:
-            queryable.pop(name, None)
     if q.filter:
-        try:
-            node = cql.parse(q.filter, q.filter_lang)
-            clauses.append(cql.to_sql(node, queryable, forbidden=masked))
-        except cql.FilterError as exc:
-            raise QueryError(str(exc)) from exc
-    rule = row_rule(viewer, layer.id)
-    if rule:
-        columns = {f["name"]: t.c[f["name"]] for f in layer.fields}
-        clauses.append(cql.to_sql(cql.parse(rule), columns))
+        queryable = {name: t.c[name] for name in plan.columns}
+        node = cql.parse(q.filter, q.filter_lang)
+        clauses.append(cql.to_sql(node, queryable, forbidden=plan.masked))
     if q.datetime is not None:
         if not layer.time_field:
-            raise QueryError(f"collection '{layer.id}' has no time: datetime does not apply")
+            raise BadRequest(f"collection '{layer.id}' has no time: datetime does not apply")
         start, end = q.datetime
         when = t.c[layer.time_field]
         if start is not None and end is not None and start == end:
@@ -321,41 +195,39 @@ def _where(layer: Layer, t, q: ItemQuery, viewer: Viewer, masked: set[str]) -> C
     return and_(true(), *clauses)
 
 
-def _properties(layer: Layer, t, q: ItemQuery, viewer: Viewer, masked: set[str]):
-    allowed = layer.property_fields(viewer)
-    names = [f["name"] for f in allowed]
+def _properties(layer: Layer, t, q: ItemQuery, plan: ReadPlan):
+    names = [c["name"] for c in layer.property_columns(plan)]
     if q.properties is not None:
         unknown = [p for p in q.properties if p not in names]
         if unknown:
-            raise QueryError(
+            raise BadRequest(
                 f"unknown properties {unknown}; this collection has: {', '.join(names)}"
             )
         names = [n for n in names if n in q.properties]
     out = []
     for name in names:
         expr = t.c[name]
-        if name in layer.personal:
-            hidden = getattr(func, MASK_FUNCTIONS[layer.personal[name]])(expr)
-            if name in masked:
+        kind = plan.personal.get(name)
+        if kind is not None:
+            hidden = getattr(func, MASK_FUNCTIONS[kind])(expr)
+            if name not in plan.raw:
                 expr = hidden
-            elif (
-                q.unmask_grids is not None
-            ):  # a grid worker sees raw values in their own grids only
-                expr = case((t.c["grid_code"].in_(sorted(q.unmask_grids)), expr), else_=hidden)
+            elif plan.raw_grids is not None:  # raw only in the caller's own grids
+                expr = case((t.c[GRID_FIELD].in_(sorted(plan.raw_grids)), expr), else_=hidden)
         out.append((name, expr))
     return out
 
 
-def _order(layer: Layer, t, q: ItemQuery, viewer: Viewer, masked: set[str]):
-    sortable = {f["name"] for f in layer.property_fields(viewer)} | {layer.id_field}
+def _order(layer: Layer, t, q: ItemQuery, plan: ReadPlan):
+    sortable = {c["name"] for c in layer.property_columns(plan)} | {layer.id_field}
     order = []
     for name, ascending in q.sortby:
-        if name in masked:
-            raise QueryError(
+        if name in plan.masked:
+            raise BadRequest(
                 f"'{name}' is personal data: sorting on it needs a role that may see it"
             )
         if name not in sortable:
-            raise QueryError(
+            raise BadRequest(
                 f"cannot sort by '{name}'; sortable properties: {', '.join(sorted(sortable))}"
             )
         order.append(t.c[name].asc() if ascending else t.c[name].desc())
@@ -363,10 +235,9 @@ def _order(layer: Layer, t, q: ItemQuery, viewer: Viewer, masked: set[str]):
     return order
 
 
-def _feature_sql(layer: Layer, t, q: ItemQuery, viewer: Viewer, masked: set[str]):
-    props = _properties(layer, t, q, viewer, masked)
+def _feature_sql(layer: Layer, t, q: ItemQuery, plan: ReadPlan):
     pairs = []
-    for name, expr in props:
+    for name, expr in _properties(layer, t, q, plan):
         pairs.extend([literal(name), expr])
     geom_name = layer.geometry_field
     # the feature's text is put together from texts: ST_AsGeoJSON's output is not parsed again
@@ -387,19 +258,18 @@ def _feature_sql(layer: Layer, t, q: ItemQuery, viewer: Viewer, masked: set[str]
     )
 
 
-def query_items(conn: Connection, layer: Layer, q: ItemQuery, viewer: Viewer) -> ItemPage:
+def query_items(conn: Connection, layer: Layer, q: ItemQuery, plan: ReadPlan) -> ItemPage:
     """One page of features as GeoJSON texts, with the total matched and whether more follow."""
     if not 1 <= q.limit <= MAX_LIMIT:
-        raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
     if q.offset < 0:
-        raise QueryError("offset must be zero or more")
+        raise BadRequest("offset must be zero or more")
     t = _sql_table(layer)
-    masked = _masked(layer, viewer, q.unmask)
-    where = _where(layer, t, q, viewer, masked)
+    where = _where(layer, t, q, plan)
     stmt = (
-        select(_feature_sql(layer, t, q, viewer, masked))
+        select(_feature_sql(layer, t, q, plan))
         .where(where)
-        .order_by(*_order(layer, t, q, viewer, masked))
+        .order_by(*_order(layer, t, q, plan))
         .limit(q.limit + 1)
         .offset(q.offset)
     )
@@ -413,16 +283,37 @@ def query_items(conn: Connection, layer: Layer, q: ItemQuery, viewer: Viewer) ->
     return ItemPage(rows, int(matched), len(rows), has_next)
 
 
-def get_item(conn: Connection, layer: Layer, fid: str, q: ItemQuery, viewer: Viewer) -> bytes:
+def get_item(conn: Connection, layer: Layer, fid: str, q: ItemQuery, plan: ReadPlan) -> bytes:
     if not re.fullmatch(r"-?\d{1,18}", fid):
         raise NotFound(f"no feature '{fid}' in '{layer.id}': feature ids are integers")
     t = _sql_table(layer)
-    masked = _masked(layer, viewer, q.unmask)
-    where = and_(t.c[layer.id_field] == int(fid), _where(layer, t, q, viewer, masked))
-    row = conn.execute(select(_feature_sql(layer, t, q, viewer, masked)).where(where)).first()
+    where = and_(t.c[layer.id_field] == int(fid), _where(layer, t, q, plan))
+    row = conn.execute(select(_feature_sql(layer, t, q, plan)).where(where)).first()
     if row is None:
         raise NotFound(f"no feature {fid} in '{layer.id}'")
     return row[0].encode()
+
+
+def as_seen_by(conn: Connection, layer: Layer, plan: ReadPlan) -> Layer:
+    """The layer with the count and extent of the rows ``plan`` lets its caller read: a count
+    never reveals rows the caller cannot read."""
+    if not plan.restricted:
+        return layer
+    t = _sql_table(layer)
+    where = and_(true(), *_visible_rows(layer, t, plan))
+    geom = layer.geometry_field
+    box = (
+        [
+            f(func.ST_Extent(t.c[geom]))
+            for f in (func.ST_XMin, func.ST_YMin, func.ST_XMax, func.ST_YMax)
+        ]
+        if geom
+        else []
+    )
+    row = conn.execute(select(func.count(), *box).select_from(t).where(where)).one()
+    count = row[0]
+    bounds = [float(v) for v in row[1:]] if geom and row[1] is not None else None
+    return replace(layer, feature_count=int(count), extent=bounds)
 
 
 def time_extent(conn: Connection, layer: Layer) -> list[str | None] | None:
@@ -435,25 +326,22 @@ def time_extent(conn: Connection, layer: Layer) -> list[str | None] | None:
     return [low.isoformat() if low else None, high.isoformat() if high else None]
 
 
-def queryables(layer: Layer, viewer: Viewer) -> dict:
+def queryables(layer: Layer, plan: ReadPlan) -> dict:
     """JSON Schema of the properties a caller may filter on (Part 3 queryables)."""
     props = {}
-    masked = set(layer.personal) if not may_see_personal(viewer, layer.id) else set()
-    for f in layer.fields:
-        if f["name"] in NEVER_SERVED or f["name"] in masked:
+    for c in layer.columns:
+        if c["name"] not in plan.columns or c["name"] in plan.masked:
             continue
-        if f["name"] in layer.internal and not may_see_internal(viewer, layer.id):
-            continue
-        if f.get("geometry_type"):
-            props[f["name"]] = {
-                "format": f"geometry-{f['geometry_type'].lower().replace('multi', 'multi')}",
+        if c.get("geometry_type"):
+            props[c["name"]] = {
+                "format": f"geometry-{c['geometry_type'].lower()}",
                 "x-ogc-role": "primary-geometry",
             }
             continue
-        entry = {"type": f["type"] if f["type"] != "array" else "array", "title": f["name"]}
-        if f.get("db_type") in ("timestamp with time zone", "date"):
-            entry["format"] = "date-time" if f["db_type"].startswith("timestamp") else "date"
-        props[f["name"]] = entry
+        entry = {"type": c["type"], "title": c["name"]}
+        if c.get("db_type") in ("timestamp with time zone", "date"):
+            entry["format"] = "date-time" if c["db_type"].startswith("timestamp") else "date"
+        props[c["name"]] = entry
     return {
         "$schema": "https://json-schema.org/draft/2019-09/schema",
         "type": "object",

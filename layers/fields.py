@@ -18,8 +18,9 @@ from datetime import date
 
 import pandas as pd
 
-from layers.errors import IngestError
-from layers.spec import DepartmentLayer, Field
+from geo.errors import IngestError
+from layers.catalogue import Layer
+from layers.declaration import Field
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _describe(f: Field) -> str:
     return f"{f.title_zh or f.name} ({f.name})"
 
 
-def map_fields(spec: DepartmentLayer, attributes: pd.DataFrame) -> Mapped:
+def map_fields(spec: Layer, attributes: pd.DataFrame) -> Mapped:
     """Apply the layer's field declarations to the file's attribute table."""
     keys = {}
     for column in attributes.columns:

@@ -27,6 +27,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,16 +36,16 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geo import audit
-from geo.access import Viewer
 from geo.addressing import geocode
 from geo.crs import CGCS2000
-from geo.settings import spatial_settings
+from geo.errors import IngestError
+from geo.policy import audit
+from geo.policy.roles import Viewer
 from layers import catalogue, departments, fields, matching, quality, readers, store, validation
+from layers.catalogue import Layer
 from layers.coordinates import SourceCrs, check_units, decide, to_storage
-from layers.errors import IngestError
+from layers.declaration import check_identifier
 from layers.quality import Issue, Report
-from layers.spec import DepartmentLayer, check_identifier
 
 #: stage name, done, total: called as each stage starts (0 of 1) and as rows are copied
 Progress = Callable[[str, int, int], None]
@@ -98,7 +99,7 @@ def _district(conn: Connection, metric_srid: int):
     return shapely.from_wkb(bytes(row[0])), float(row[1])
 
 
-def _layer(layer_id: str, department: str) -> DepartmentLayer:
+def _declared_layer(layer_id: str, department: str) -> Layer:
     try:
         spec = departments.get(layer_id)
     except departments.UnknownLayer as exc:
@@ -156,19 +157,19 @@ def ingest(
     file_name: str | None = None,
     viewer: Viewer = OPERATOR,
     progress: Progress | None = None,
+    metric_srid: int = 4549,
 ) -> Report:
     """Ingest one file into a declared departmental layer; see the module docstring.
 
     Runs on ``conn`` in its transaction (commit is the caller's); returns the stored report,
     and records the load in the audit log as ``viewer``. Raises IngestError, naming what to
-    fix, when the file fails as a whole.
+    fix, when the file fails as a whole. ``metric_srid`` (the spatial settings') measures metres.
     """
     started_at = datetime.now(UTC)
     clock = _Clock(progress)
     path = Path(path)
     name = file_name or path.name
-    spec = _layer(layer_id, department)
-    metric_srid = spatial_settings().metric_srid
+    spec = _declared_layer(layer_id, department)
     rejected: dict[int, str] = {}
     notes: list[str] = []
 
@@ -220,12 +221,14 @@ def ingest(
     with clock.stage("validate"):
         present = sum(1 for i, g in enumerate(geoms) if g is not None and (i + 1) not in rejected)
         checked = validation.check(
-            geoms, set(rejected), district, metric_srid, spec.district_tolerance_m
+            geoms, set(rejected), district, metric_srid, spec.ingest.district_tolerance_m
         )
         _refuse_if_crs_wrong(checked, present, source_crs)
         rejected.update(checked.rejected)
-        if spec.key is not None:
-            rejected.update(fields.duplicate_keys(mapped.values[spec.key], spec.key, rejected))
+        if spec.ingest.key is not None:
+            rejected.update(
+                fields.duplicate_keys(mapped.values[spec.ingest.key], spec.ingest.key, rejected)
+            )
         keep = [i for i in range(source.rows) if (i + 1) not in rejected]
         if not keep:
             first = "; ".join(f"row {r}: {why}" for r, why in sorted(rejected.items())[:3])
@@ -260,27 +263,27 @@ def ingest(
 
     warnings: list[tuple[int, str | None, str]] = [(r, f, why) for r, f, why in mapped.warnings]
     with clock.stage("match"):
-        if "grid" in spec.match:
+        if "grid" in spec.ingest.match:
             matched["grid"] = matching.match_grid(conn, table)
-        if "building" in spec.match:
+        if "building" in spec.ingest.match:
             matched["building"] = matching.match_building(
-                conn, table, spec.building_within_m, metric_srid
+                conn, table, spec.ingest.building_within_m, metric_srid
             )
-        if "address" in spec.match:
+        if "address" in spec.ingest.match:
             texts = {}
-            if spec.address_field:
+            if spec.ingest.address_field:
                 texts = {
-                    i + 1: mapped.values[spec.address_field][i]
+                    i + 1: mapped.values[spec.ingest.address_field][i]
                     for i in keep
-                    if mapped.values[spec.address_field][i]
+                    if mapped.values[spec.ingest.address_field][i]
                 }
             counts, far = matching.match_address(conn, table, spec, texts, metric_srid)
             matched.update(counts)
-            warnings.extend((row, spec.address_field, why) for row, why in far)
+            warnings.extend((row, spec.ingest.address_field, why) for row, why in far)
 
     with clock.stage("publish"):
         store.swap(conn, spec.id)
-        catalogue.register(conn, spec.catalogue_spec(source_crs.label))
+        catalogue.register(conn, replace(spec, source_crs=source_crs.label))
         catalogue.refresh(conn, spec.id)
 
     kept_rows = {i + 1 for i in keep}

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geo.addressing import geocode
-from layers.spec import DepartmentLayer
+from layers.catalogue import Layer
 
 #: metres per degree of longitude is at most ~111 km: a box of d/90,000° holds every point
 #: within d metres anywhere south of 35.7°N (Lishui is at 31.6°N)
@@ -62,7 +62,7 @@ def match_building(conn: Connection, table: str, within_m: float, metric_srid: i
 def match_address(
     conn: Connection,
     table: str,
-    spec: DepartmentLayer,
+    spec: Layer,
     address_texts: dict[int, str],
     metric_srid: int,
 ) -> tuple[dict[str, int], list[tuple[int, str]]]:
@@ -71,7 +71,7 @@ def match_address(
     Returns counts (``address_text``, ``address_nearest``, ``address_none``) and warnings
     (row, reason) for text matches lying farther than the layer's distance from the feature.
     """
-    within = spec.address_within_m
+    within = spec.ingest.address_within_m
     by_text = 0
     warnings: list[tuple[int, str]] = []
     pairs = [(row, t) for row, t in address_texts.items() if t and t.strip()]

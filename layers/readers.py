@@ -31,7 +31,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from layers.errors import IngestError
+from geo.errors import IngestError
 
 #: lower-cased, space-free header names of coordinate and address columns, in order of preference
 LON_NAMES = ("经度", "lon", "lng", "long", "longitude", "东经", "x", "x坐标", "横坐标")

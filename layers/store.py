@@ -21,9 +21,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geo.settings import STORAGE_SRID
-from layers.spec import DepartmentLayer, check_identifier
+from geo.sql import ident
+from geo.sql import table as sql_table
+from layers.catalogue import Layer
+from layers.declaration import SCHEMA
 
-SCHEMA = "layers"
 SQL_TYPES = {"text": "text", "integer": "bigint", "number": "double precision", "date": "date"}
 #: what each match rule adds to the table
 MATCH_COLUMNS = {
@@ -38,17 +40,13 @@ MATCH_COLUMNS = {
 COPY_CHUNK = 5_000
 
 
-def q(name: str) -> str:
-    """A checked identifier, double-quoted."""
-    return '"' + check_identifier(name, "identifier") + '"'
-
-
 def new_name(layer_id: str) -> str:
     return f"{layer_id}__new"
 
 
 def qualified(name: str) -> str:
-    return f"{SCHEMA}.{q(name)}"
+    """``layers."name"``, checked and quoted (geo.sql)."""
+    return sql_table(f"{SCHEMA}.{name}")
 
 
 def lock(conn: Connection, layer_id: str) -> None:
@@ -59,15 +57,15 @@ def lock(conn: Connection, layer_id: str) -> None:
     )
 
 
-def columns(spec: DepartmentLayer) -> list[tuple[str, str]]:
+def columns(spec: Layer) -> list[tuple[str, str]]:
     """The table's columns (name, SQL type) between ``id`` and ``geom``, in order."""
     cols = [(f.name, SQL_TYPES[f.type]) for f in spec.fields]
-    for rule in spec.match:
+    for rule in spec.ingest.match:
         cols.extend(MATCH_COLUMNS[rule])
     return cols
 
 
-def create_new(conn: Connection, spec: DepartmentLayer, geometry_type: str) -> str:
+def create_new(conn: Connection, spec: Layer, geometry_type: str) -> str:
     """Create ``layers.<id>__new`` (dropping a leftover) and return its qualified name."""
     name = new_name(spec.id)
     table = qualified(name)
@@ -83,7 +81,7 @@ def create_new(conn: Connection, spec: DepartmentLayer, geometry_type: str) -> s
         "GEOMETRY",
     ):
         raise ValueError(f"unexpected geometry type {geometry_type}")
-    body = ",\n    ".join(f"{q(c)} {t}" for c, t in columns(spec))
+    body = ",\n    ".join(f"{ident(c)} {t}" for c, t in columns(spec))
     conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     conn.execute(
         text(f"""
@@ -91,7 +89,7 @@ def create_new(conn: Connection, spec: DepartmentLayer, geometry_type: str) -> s
             id bigint NOT NULL,
             {body},
             geom geometry({geometry_type}, {STORAGE_SRID}) NOT NULL,
-            CONSTRAINT {q(name + "_pkey")} PRIMARY KEY (id),
+            CONSTRAINT {ident(name + "_pkey")} PRIMARY KEY (id),
             CONSTRAINT geom_valid CHECK (ST_IsValid(geom)),
             CONSTRAINT geom_not_empty CHECK (NOT ST_IsEmpty(geom))
         )""")
@@ -102,7 +100,7 @@ def create_new(conn: Connection, spec: DepartmentLayer, geometry_type: str) -> s
 def copy_rows(
     conn: Connection,
     table: str,
-    spec: DepartmentLayer,
+    spec: Layer,
     ids: Sequence[int],
     values: dict[str, list],
     geoms: np.ndarray,
@@ -111,7 +109,7 @@ def copy_rows(
     """COPY the rows in (geometries as hex EWKB) on the caller's connection and transaction."""
     names = [f.name for f in spec.fields]
     ewkb = shapely.to_wkb(shapely.set_srid(geoms, STORAGE_SRID), hex=True, include_srid=True)
-    cols = ", ".join(["id", *(q(n) for n in names), "geom"])
+    cols = ", ".join(["id", *(ident(n) for n in names), "geom"])
     raw = conn.connection.dbapi_connection
     total = len(ids)
     with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
@@ -124,11 +122,11 @@ def copy_rows(
     return total
 
 
-def index_new(conn: Connection, spec: DepartmentLayer) -> None:
+def index_new(conn: Connection, spec: Layer) -> None:
     """The GiST index, built once the rows are in (faster than maintaining it row by row)."""
     name = new_name(spec.id)
     conn.execute(
-        text(f"CREATE INDEX {q(name + '_geom_idx')} ON {qualified(name)} USING gist (geom)")
+        text(f"CREATE INDEX {ident(name + '_geom_idx')} ON {qualified(name)} USING gist (geom)")
     )
     conn.execute(text(f"ANALYZE {qualified(name)}"))
 
@@ -147,10 +145,14 @@ def swap(conn: Connection, layer_id: str) -> None:
     """Drop the live table and rename the new one (and its indexes) into its place."""
     new = new_name(layer_id)
     conn.execute(text(f"DROP TABLE IF EXISTS {qualified(layer_id)}"))
-    conn.execute(text(f"ALTER TABLE {qualified(new)} RENAME TO {q(layer_id)}"))
-    conn.execute(text(f"ALTER INDEX {qualified(new + '_pkey')} RENAME TO {q(layer_id + '_pkey')}"))
+    conn.execute(text(f"ALTER TABLE {qualified(new)} RENAME TO {ident(layer_id)}"))
     conn.execute(
-        text(f"ALTER INDEX {qualified(new + '_geom_idx')} RENAME TO {q(layer_id + '_geom_idx')}")
+        text(f"ALTER INDEX {qualified(new + '_pkey')} RENAME TO {ident(layer_id + '_pkey')}")
+    )
+    conn.execute(
+        text(
+            f"ALTER INDEX {qualified(new + '_geom_idx')} RENAME TO {ident(layer_id + '_geom_idx')}"
+        )
     )
 
 

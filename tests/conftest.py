@@ -21,14 +21,14 @@ TEST_DB = os.environ.get("ONEMAP_TEST_DB", "onemap_test")
 
 
 def _base_url() -> str:
-    from geo.cluster import Cluster
+    from api.cluster import Cluster
     from geo.database import database_url
-    from geo.settings import database_settings
+    from geo.settings import DatabaseSettings
 
-    settings = database_settings()
+    settings = DatabaseSettings()
     if settings.url is None:
         Cluster(settings).up(echo=lambda *_: None)
-    return database_url()
+    return database_url(settings=settings)
 
 
 def url_for(database: str) -> str:
@@ -54,14 +54,101 @@ def engine(db_url):
     return make_engine(db_url)
 
 
+def settings_for(url: str, **overrides):
+    """The test's own settings over the database ``url`` (parts replaced by ``overrides``)."""
+    from geo.settings import Settings
+
+    return Settings.from_env(**overrides).with_database(url)
+
+
 @pytest.fixture(scope="session")
-def client(db_url):
+def settings(db_url):
+    return settings_for(db_url)
+
+
+@pytest.fixture(scope="session")
+def client(settings):
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
-    with TestClient(create_app(db_url)) as test_client:
+    with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+# --- the cast: users and tokens, made once and shared -------------------------------------------
+
+
+class People:
+    """Users with tokens, made on first use and shared by every test module."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.tokens: dict[str, str] = {}
+
+    def token(self, username: str, role: str, grids: tuple[str, ...] = ()) -> str:
+        from geo.policy.users import create_user, issue_token
+
+        if username not in self.tokens:
+            with self.engine.begin() as conn:
+                create_user(conn, username, role, grids=tuple(grids))
+                self.tokens[username] = issue_token(conn, username).token
+        return self.tokens[username]
+
+    def headers(self, username: str, role: str, grids: tuple[str, ...] = ()) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(username, role, grids)}"}
+
+
+@pytest.fixture(scope="session")
+def people(engine) -> People:
+    return People(engine)
+
+
+@pytest.fixture(scope="session")
+def grids(engine) -> dict[str, str]:
+    """Two grids, each holding at least one record of every type: A is worker A's, B worker B's."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        rows = (
+            conn.execute(
+                text("""
+            SELECT g.code FROM grids g
+            WHERE EXISTS (SELECT 1 FROM facilities f WHERE f.grid_code = g.code)
+              AND EXISTS (SELECT 1 FROM residents r WHERE r.grid_code = g.code)
+              AND EXISTS (SELECT 1 FROM organisations o WHERE o.grid_code = g.code)
+              AND EXISTS (SELECT 1 FROM addresses a WHERE a.grid_code = g.code)
+            ORDER BY g.households DESC LIMIT 2""")
+            )
+            .scalars()
+            .all()
+        )
+    assert len(rows) == 2
+    return {"A": rows[0], "B": rows[1]}
+
+
+#: one user of each role (two grid workers), by the name tests call them
+CAST = (
+    ("investment", "investment", None),
+    ("planner", "planner", None),
+    ("safety", "safety", None),
+    ("worker_a", "grid_worker", "A"),
+    ("worker_b", "grid_worker", "B"),
+    ("admin", "admin", None),
+)
+
+
+@pytest.fixture(scope="session")
+def tokens(people, grids) -> dict[str, str | None]:
+    out: dict[str, str | None] = {"anonymous": None}
+    for name, role, grid in CAST:
+        out[name] = people.token(f"t_{name}", role, (grids[grid],) if grid else ())
+    return out
+
+
+def auth(tokens, who) -> dict[str, str]:
+    token = tokens[who]
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 @pytest.fixture
@@ -76,7 +163,9 @@ def scratch_url():
 
 
 @contextmanager
-def running_server(db_url: str, workers: int = 1, log_level: str = "warning"):
+def running_server(
+    db_url: str, workers: int = 1, log_level: str = "warning", extra_env: dict | None = None
+):
     """The app on a free loopback port (uvicorn in a subprocess): yields (base URL, process).
 
     The process's output is left unread for the caller (``proc.communicate()`` after it stops)."""
@@ -87,6 +176,7 @@ def running_server(db_url: str, workers: int = 1, log_level: str = "warning"):
 
     import httpx
 
+    extra_env = extra_env or {}
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -106,7 +196,7 @@ def running_server(db_url: str, workers: int = 1, log_level: str = "warning"):
             "--log-level",
             log_level,
         ],
-        env=dict(os.environ, DATABASE_URL=db_url),
+        env=dict(os.environ, DATABASE_URL=db_url, **extra_env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -137,33 +227,20 @@ def served(db_url):
 
 
 def snapshot(engine, tables=None) -> dict[str, str]:
-    """An md5 of every row of the tables a write could touch: equal snapshots, equal databases."""
+    """An md5 of every row of every table of the schema (or of ``tables``): equal snapshots, equal
+    databases. The list is read from the models' metadata, so a new table is covered at once."""
     from sqlalchemy import text
 
-    tables = tables or (
-        "addresses",
-        "buildings",
-        "houses",
-        "residents",
-        "organisations",
-        "facilities",
-        "record_history",
-        "record_reviews",
-        "sync_receipts",
-        "audit_log",
-        "users",
-        "user_grids",
-        "api_tokens",
-        "grids",
-        "admin_areas",
-    )
+    from geo.models import Base
+
+    tables = tables or sorted(Base.metadata.tables)
     out = {}
     with engine.connect() as conn:
         for table in tables:
             out[table] = conn.execute(
                 text(
                     f"SELECT count(*) || ':' || coalesce(md5(string_agg(md5(t::text), '' ORDER BY t::text)), '') "
-                    f"FROM {table} t"
+                    f'FROM "{table}" t'
                 )
             ).scalar()
     return out

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import text
 
 from geo.records import TYPES
-from geo.users import create_user, issue_token
 from tests.conftest import snapshot
 
 PROBLEM = "application/problem+json"
@@ -24,14 +23,14 @@ INJECTIONS = (
 
 
 @pytest.fixture(scope="module")
-def ctx(engine):
-    with engine.begin() as conn:
+def ctx(engine, people):
+    with engine.connect() as conn:
         grid = conn.execute(
             text("""SELECT grid_code FROM organisations GROUP BY grid_code
                                     ORDER BY count(*) DESC LIMIT 1""")
         ).scalar()
-        create_user(conn, "t_bad_worker", "grid_worker", grids=(grid,))
-        token = issue_token(conn, "t_bad_worker").token
+    token = people.token("t_bad_worker", "grid_worker", (grid,))
+    with engine.begin() as conn:
         ids = {
             t: conn.execute(
                 text(f"SELECT id FROM {t} WHERE grid_code = :g ORDER BY id LIMIT 1"), {"g": grid}

@@ -40,13 +40,8 @@ OPENING_ZH = {"open": "无条件开放", "restricted": "受限开放", "closed":
 
 
 @pytest.fixture(scope="module")
-def admin(engine):
-    from geo.users import create_user, issue_token
-
-    with engine.begin() as conn:
-        create_user(conn, "catalog_admin", "admin")
-        token = issue_token(conn, "catalog_admin").token
-    return {"Authorization": f"Bearer {token}"}
+def admin(people):
+    return people.headers("catalog_admin", "admin")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +76,7 @@ def test_every_layer_is_described_and_closed_ones_are_hidden_from_anonymous(
         assert entry["source_crs"] == row["source_crs"]
         assert entry["sharing_level_zh"] == SHARING_ZH[row["sharing_level"]]
         assert entry["opening_level_zh"] == OPENING_ZH[row["opening_level"]]
-        assert set(entry["personal_fields"]) == set(row["personal_fields"])
+        assert set(entry["personal_fields"]) == set(row["access"].get("personal", {}))
         assert all({"name", "type"} <= set(f) for f in entry["fields"])
 
 

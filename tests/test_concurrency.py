@@ -9,13 +9,10 @@ import threading
 import httpx
 from sqlalchemy import text
 
-from geo.users import create_user, issue_token
 
-
-def test_no_lost_update_under_concurrent_patches(served, engine):
+def test_no_lost_update_under_concurrent_patches(served, engine, people):
+    token = people.token("t_concurrent", "admin")
     with engine.begin() as conn:
-        create_user(conn, "t_concurrent", "admin")
-        token = issue_token(conn, "t_concurrent").token
         rid = conn.execute(text("SELECT id FROM organisations ORDER BY id LIMIT 1")).scalar()
         start = conn.execute(
             text("SELECT version FROM organisations WHERE id = :i"), {"i": rid}

@@ -9,7 +9,7 @@ import shapely
 from shapely.geometry import box
 from sqlalchemy import text
 
-from layers.catalogue import LayerSpec, refresh, register
+from layers.catalogue import Layer, refresh, register
 
 PROBLEM = "application/problem+json"
 
@@ -29,7 +29,7 @@ def ten_thousand(engine):
         conn.execute(text("ALTER TABLE layers.paging_points ADD PRIMARY KEY (id)"))
         register(
             conn,
-            LayerSpec(
+            Layer(
                 "paging_points",
                 "layers.paging_points",
                 "分页测试点",

@@ -19,7 +19,8 @@ def fuzz_app():
     from api.app import create_app
     from api.bootstrap import prepare_demo
     from geo.database import create_database, drop_database, engine
-    from geo.users import create_user, issue_token
+    from geo.policy.users import create_user, issue_token
+    from tests.conftest import settings_for
 
     url = url_for(f"{TEST_DB}_fuzz")
     create_database(url, replace=True)
@@ -31,7 +32,7 @@ def fuzz_app():
         create_user(conn, "fuzz_worker", "grid_worker", grids=(grid,))
         create_user(conn, "fuzz_admin", "admin")
         tokens = [issue_token(conn, u).token for u in ("fuzz_worker", "fuzz_admin")]
-    app = create_app(url)
+    app = create_app(settings_for(url))
     app.state.fuzz_tokens = tokens
     yield app
     drop_database(url)

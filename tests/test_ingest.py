@@ -28,21 +28,23 @@ import pytest
 import shapely
 from sqlalchemy import text
 
+from geo.errors import IngestError
 from layers import departments
-from layers.errors import IngestError
+from layers.catalogue import Ingest
+from layers.declaration import Field, departmental_layer
 from layers.ingest import drop_layer, ingest
-from layers.spec import DepartmentLayer, Field
 
 ROOT = Path(__file__).resolve().parents[1]
 SHELTERS = ROOT / "fixtures" / "departments" / "emergency_shelters_gcj02.csv"
 PARCELS = ROOT / "fixtures" / "departments" / "landuse_nrb_dltb_4549.zip"
 DEPT = "测试局 (test bureau)"
-POINTS = DepartmentLayer(
+POINTS = departmental_layer(
     id="ingest_points",
     title_zh="测试点",
     title_en="Test points",
     department=DEPT,
     description="Points for the ingest tests.",
+    ingest=Ingest(key="code", match=("grid",), address_field="address"),
     fields=(
         Field("code", ("编号", "code"), title_zh="编号", required=True),
         Field("name", ("名称", "name"), title_zh="名称", required=True),
@@ -50,20 +52,17 @@ POINTS = DepartmentLayer(
         Field("phone", ("联系电话", "phone"), title_zh="联系电话", personal="phone"),
         Field("amount", ("数量", "amount"), type="integer", title_zh="数量"),
     ),
-    key="code",
-    match=("grid",),
-    address_field="address",
     sharing_level="unconditional",
     opening_level="open",
 )
-AREAS = DepartmentLayer(
+AREAS = departmental_layer(
     id="ingest_areas",
     title_zh="测试面",
     title_en="Test areas",
     department=DEPT,
     description="Polygons for the ingest tests.",
+    ingest=Ingest(match=("grid",)),
     fields=(Field("name", ("名称", "name"), required=True),),
-    match=("grid",),
     opening_level="open",
 )
 TO_METRIC = pyproj.Transformer.from_crs(4490, 4549, always_xy=True)
@@ -87,16 +86,11 @@ def declared_and_cleaned(engine):
 
 
 @pytest.fixture(scope="module")
-def tokens(engine):
-    from geo.users import create_user, issue_token
-
-    with engine.begin() as conn:
-        create_user(conn, "ingest_admin", "admin")
-        create_user(conn, "ingest_planner", "planner")
-        return {
-            "admin": issue_token(conn, "ingest_admin").token,
-            "planner": issue_token(conn, "ingest_planner").token,
-        }
+def tokens(people):
+    return {
+        "admin": people.token("ingest_admin", "admin"),
+        "planner": people.token("ingest_planner", "planner"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -697,12 +691,7 @@ REFUSALS = [
 
 @pytest.fixture
 def cli_env(db_url, monkeypatch):
-    from geo.settings import database_settings
-
     monkeypatch.setenv("DATABASE_URL", db_url)
-    database_settings.cache_clear()
-    yield
-    database_settings.cache_clear()
 
 
 @pytest.mark.parametrize("case", REFUSALS)
@@ -764,16 +753,21 @@ def test_the_api_refuses_the_same_with_400_problem_json(
 
 
 def test_uploads_need_an_administrator_and_a_reasonable_size(
-    client, engine, truth, tmp_path, tokens, monkeypatch
+    client, db_url, engine, truth, tmp_path, tokens
 ):
-    from geo.settings import service_settings
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from geo.settings import LimitSettings
+    from tests.conftest import settings_for
 
     path, _ = write_geojson(truth, tmp_path, 4490)
     before = _state(engine, "ingest_points")
     anonymous = _upload(client, "ingest_points", path, None)
     planner = _upload(client, "ingest_points", path, tokens["planner"])
-    monkeypatch.setattr(service_settings(), "max_upload_bytes", 1_000)
-    too_big = _upload(client, "ingest_points", path, tokens["admin"])
+    small = settings_for(db_url, limits=LimitSettings(max_upload_bytes=1_000))
+    with TestClient(create_app(small)) as small_client:  # an app built with its own limit
+        too_big = _upload(small_client, "ingest_points", path, tokens["admin"])
     assert path.stat().st_size > 1_000
     assert [anonymous.status_code, planner.status_code, too_big.status_code] == [401, 403, 413]
     for r in (anonymous, planner, too_big):

@@ -7,7 +7,6 @@ import json
 
 from sqlalchemy import text
 
-from geo.users import create_user, issue_token
 from tests.conftest import snapshot
 
 EDITABLE = {
@@ -27,17 +26,16 @@ def _value(rtype, n):
     }[rtype]
 
 
-def test_a_thousand_edits_with_conflicts_then_a_replay(client, engine):
-    with engine.begin() as conn:
+def test_a_thousand_edits_with_conflicts_then_a_replay(client, engine, people):
+    with engine.connect() as conn:
         grids = (
             conn.execute(text("SELECT code FROM grids ORDER BY households DESC LIMIT 14"))
             .scalars()
             .all()
         )
-        create_user(conn, "t_field", "grid_worker", grids=tuple(grids))
-        create_user(conn, "t_office", "admin")
-        field = issue_token(conn, "t_field").token
-        office = issue_token(conn, "t_office").token
+    field = people.token("t_field", "grid_worker", tuple(grids))
+    office = people.token("t_office", "admin")
+    with engine.begin() as conn:
         targets = conn.execute(
             text(
                 " UNION ALL ".join(
@@ -106,13 +104,13 @@ def test_a_thousand_edits_with_conflicts_then_a_replay(client, engine):
     assert [r["status"] for r in replay["results"]] == [r["status"] for r in report["results"]]
 
 
-def test_sync_refuses_what_the_worker_may_not_do(client, engine):
-    with engine.begin() as conn:
+def test_sync_refuses_what_the_worker_may_not_do(client, engine, people):
+    with engine.connect() as conn:
         mine, theirs = (
             conn.execute(text("SELECT code FROM grids ORDER BY code LIMIT 2")).scalars().all()
         )
-        create_user(conn, "t_field2", "grid_worker", grids=(mine,))
-        token = issue_token(conn, "t_field2").token
+    token = people.token("t_field2", "grid_worker", (mine,))
+    with engine.begin() as conn:
         outside = conn.execute(
             text("SELECT id, version FROM facilities WHERE grid_code = :g LIMIT 1"), {"g": theirs}
         ).one()

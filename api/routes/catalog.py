@@ -13,16 +13,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.engine import Connection
 
-from api.deps import connection, viewer
+from api.deps import Caller, DbConnection
 from api.html import render, wants_html
-from geo.access import Viewer, may_see_internal
 from layers import departments
 from layers import features as F
-from layers.catalogue import NEVER_SERVED, OPENING_ZH, SHARING_ZH
+from layers.catalogue import OPENING_ZH, SHARING_ZH, Layer, list_layers
 
 router = APIRouter(tags=["catalogue 资源目录"])
 Format = Annotated[str | None, Query(alias="f", description="json (default) or html")]
@@ -36,12 +34,12 @@ FREQUENCY_ZH = {
 }
 
 
-def _entry(root: str, layer: F.Layer, who: Viewer) -> dict:
+def _entry(root: str, layer: Layer, columns: tuple[str, ...]) -> dict:
+    """A layer's catalogue entry, listing only the columns the caller's read plan serves."""
     titles = departments.field_titles(layer.id)
-    internal_ok = may_see_internal(who, layer.id)
     fields = []
-    for f in layer.fields:
-        if f["name"] in NEVER_SERVED or (f["name"] in layer.internal and not internal_ok):
+    for f in layer.columns:
+        if f["name"] not in columns:
             continue
         fields.append(
             {
@@ -91,15 +89,13 @@ def _entry(root: str, layer: F.Layer, who: Viewer) -> dict:
 
 
 @router.get("/catalog", summary="The layer catalogue (一张表): every layer you may know of")
-def catalog(
-    request: Request,
-    f: Format = None,
-    conn: Connection = Depends(connection),
-    who: Viewer = Depends(viewer),
-):
+def catalog(request: Request, conn: DbConnection, who: Caller, f: Format = None):
     html = wants_html(request, f)
     root = str(request.base_url).rstrip("/")
-    entries = [_entry(root, layer, who) for layer in F.list_layers(conn, who)]
+    entries = []
+    for layer in list_layers(conn, who):
+        plan = layer.plan(who)
+        entries.append(_entry(root, F.as_seen_by(conn, layer, plan), plan.columns))
     if html:
         return render("catalog.html", request, entries=entries)
     body = {

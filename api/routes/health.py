@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from geo.health import check
+from geo.migrate import health as schema_health
 
 router = APIRouter(tags=["service"])
 
 
 @router.get("/health", summary="Service health: database, PostGIS, schema revision")
 def health(request: Request) -> JSONResponse:
-    report = check(request.app.state.engine)
+    report = schema_health(request.app.state.engine)
     return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)

@@ -13,15 +13,13 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.engine import Connection
 
-from api.deps import DbConnection, viewer
-from api.errors import Problem
+from api.deps import Caller, DbConnection
 from api.html import render, wants_html
-from geo import audit
-from geo.access import Viewer
+from geo.errors import BadRequest
+from geo.policy import audit
 from layers import features as F
-from layers.catalogue import OPENING_ZH, SHARING_ZH
+from layers.catalogue import OPENING_ZH, SHARING_ZH, Layer, get_layer, list_layers
 
 router = APIRouter(tags=["OGC API – Features"])
 GEOJSON = "application/geo+json"
@@ -142,7 +140,7 @@ def conformance(request: Request, f: Format = None):
 # --- collections -------------------------------------------------------------------------------
 
 
-def _collection(request: Request, layer: F.Layer, temporal: list | None = None) -> dict:
+def _collection(request: Request, layer: Layer, temporal: list | None = None) -> dict:
     path = f"/collections/{layer.id}"
     body = {
         "id": layer.id,
@@ -204,10 +202,10 @@ def _collection(request: Request, layer: F.Layer, temporal: list | None = None) 
 def collections(
     request: Request,
     conn: DbConnection,
+    who: Caller,
     f: Format = None,
-    who: Viewer = Depends(viewer),
 ):
-    layers = F.list_layers(conn, who)
+    layers = [F.as_seen_by(conn, layer, layer.plan(who)) for layer in list_layers(conn, who)]
     body = {
         "collections": [_collection(request, layer) for layer in layers],
         "links": [
@@ -228,22 +226,16 @@ def collections(
     return _json(body)
 
 
-def _layer(conn: Connection, collection_id: str, who: Viewer) -> F.Layer:
-    try:
-        return F.get_layer(conn, collection_id, who)
-    except F.NotFound as exc:
-        raise Problem(404, str(exc)) from exc
-
-
 @router.get("/collections/{collection_id}", summary="One layer: extent, CRSs, links")
 def collection(
     request: Request,
     conn: DbConnection,
     collection_id: str,
+    who: Caller,
     f: Format = None,
-    who: Viewer = Depends(viewer),
 ):
-    layer = _layer(conn, collection_id, who)
+    layer = get_layer(conn, collection_id, who)
+    layer = F.as_seen_by(conn, layer, layer.plan(who))
     body = _collection(request, layer, F.time_extent(conn, layer))
     if wants_html(request, f):
         return render("collection.html", request, c=body)
@@ -257,11 +249,11 @@ def queryables(
     request: Request,
     conn: DbConnection,
     collection_id: str,
+    who: Caller,
     f: Format = None,
-    who: Viewer = Depends(viewer),
 ):
-    layer = _layer(conn, collection_id, who)
-    body = F.queryables(layer, who)
+    layer = get_layer(conn, collection_id, who)
+    body = F.queryables(layer, layer.plan(who))
     body["$id"] = _url(request, f"/collections/{collection_id}/queryables")
     if wants_html(request, f):
         first = next((k for k, v in body["properties"].items() if v.get("type") == "string"), "id")
@@ -278,9 +270,9 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
     try:
         parts = [float(p) for p in value.split(",")]
     except ValueError as exc:
-        raise F.QueryError("bbox must be four numbers: minx,miny,maxx,maxy") from exc
+        raise BadRequest("bbox must be four numbers: minx,miny,maxx,maxy") from exc
     if len(parts) != 4 or any(p != p or p in (float("inf"), float("-inf")) for p in parts):
-        raise F.QueryError("bbox must be four finite numbers: minx,miny,maxx,maxy")
+        raise BadRequest("bbox must be four finite numbers: minx,miny,maxx,maxy")
     return parts[0], parts[1], parts[2], parts[3]
 
 
@@ -290,9 +282,7 @@ def _instant(value: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise F.QueryError(
-            f"datetime '{value}' is not RFC 3339 (e.g. 2026-01-01T00:00:00Z)"
-        ) from exc
+        raise BadRequest(f"datetime '{value}' is not RFC 3339 (e.g. 2026-01-01T00:00:00Z)") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -303,7 +293,7 @@ def _datetime(value: str | None):
         start, _, end = value.partition("/")
         low, high = _instant(start), _instant(end)
         if low and high and low > high:
-            raise F.QueryError("datetime interval starts after it ends")
+            raise BadRequest("datetime interval starts after it ends")
         return low, high
     moment = _instant(value)
     return moment, moment
@@ -370,28 +360,25 @@ class ItemParams:
         }
         lang = (filter_lang or "cql2-text").lower()
         if lang not in ("cql2-text", "cql2-json"):
-            raise Problem(
-                400, f"filter-lang '{filter_lang}' is not offered: use cql2-text or cql2-json"
+            raise BadRequest(
+                f"filter-lang '{filter_lang}' is not offered: use cql2-text or cql2-json"
             )
         if filter_crs and F.parse_crs_uri(filter_crs, "filter-crs") != F.CRS84:
-            raise Problem(400, "filter-crs: only CRS84 (lon/lat) geometry literals are accepted")
-        try:
-            self.query = F.ItemQuery(
-                limit=limit,
-                offset=offset,
-                bbox=_bbox(bbox),
-                bbox_crs=F.parse_crs_uri(bbox_crs, "bbox-crs") if bbox_crs else F.CRS84,
-                filter=filter,
-                filter_lang=lang,
-                properties=[p.strip() for p in properties.split(",") if p.strip()]
-                if properties is not None
-                else None,
-                sortby=_sortby(sortby),
-                datetime=_datetime(datetime_),
-                crs=F.parse_crs_uri(crs) if crs else F.CRS84,
-            )
-        except F.QueryError as exc:
-            raise Problem(400, str(exc)) from exc
+            raise BadRequest("filter-crs: only CRS84 (lon/lat) geometry literals are accepted")
+        self.query = F.ItemQuery(
+            limit=limit,
+            offset=offset,
+            bbox=_bbox(bbox),
+            bbox_crs=F.parse_crs_uri(bbox_crs, "bbox-crs") if bbox_crs else F.CRS84,
+            filter=filter,
+            filter_lang=lang,
+            properties=[p.strip() for p in properties.split(",") if p.strip()]
+            if properties is not None
+            else None,
+            sortby=_sortby(sortby),
+            datetime=_datetime(datetime_),
+            crs=F.parse_crs_uri(crs) if crs else F.CRS84,
+        )
 
 
 def _crs_header(q: F.ItemQuery) -> dict[str, str]:
@@ -408,24 +395,19 @@ def items(
     request: Request,
     conn: DbConnection,
     collection_id: str,
+    who: Caller,
     params: ItemParams = Depends(),
     f: Format = None,
-    who: Viewer = Depends(viewer),
 ):
     html = wants_html(request, f)
-    layer = _layer(conn, collection_id, who)
+    layer = get_layer(conn, collection_id, who)
     q = params.query
-    try:
-        q.unmask, q.unmask_grids = F.personal_access(who, layer, params.purpose)
-        page = F.query_items(conn, layer, q, who)
-    except F.QueryError as exc:
-        raise Problem(400, str(exc)) from exc
-    except F.Forbidden as exc:
-        raise Problem(403, str(exc)) from exc
-    if q.unmask:
+    plan = layer.plan(who, params.purpose)
+    page = F.query_items(conn, layer, q, plan)
+    if plan.audited:
         ids = [f["id"] for f in orjson.loads(b"[" + b",".join(page.features) + b"]")]
-        detail = {"fields": sorted(q.unmask), "count": len(ids), "ids": ids[:1000]}
-        audit.record(conn, who, "read_personal", layer.id, None, params.purpose, detail)
+        detail = {"fields": sorted(plan.raw), "count": len(ids), "ids": ids[:1000]}
+        audit.record(conn, who, "read_personal", layer.id, None, plan.purpose, detail)
     path = f"/collections/{collection_id}/items"
     keep = {k: v for k, v in params.raw.items() if v is not None and k not in ("offset",)}
     links = [
@@ -481,7 +463,7 @@ def items(
         fc = orjson.loads(body)
         columns = [
             p["name"]
-            for p in layer.property_fields(who)
+            for p in layer.property_columns(plan)
             if q.properties is None or p["name"] in q.properties
         ]
         return render("items.html", request, layer=layer, collection=fc, columns=columns)
@@ -499,27 +481,19 @@ def item(
     conn: DbConnection,
     collection_id: str,
     feature_id: str,
+    who: Caller,
     f: Format = None,
     crs: Annotated[str | None, Query(description="Output CRS URI")] = None,
     purpose: Annotated[str | None, Query(max_length=500, description=PURPOSE)] = None,
-    who: Viewer = Depends(viewer),
 ):
     html = wants_html(request, f)
-    layer = _layer(conn, collection_id, who)
-    try:
-        q = F.ItemQuery(crs=F.parse_crs_uri(crs) if crs else F.CRS84)
-        q.unmask, q.unmask_grids = F.personal_access(who, layer, purpose)
-        feature = F.get_item(conn, layer, feature_id, q, who)
-    except F.QueryError as exc:
-        raise Problem(400, str(exc)) from exc
-    except F.Forbidden as exc:
-        raise Problem(403, str(exc)) from exc
-    except F.NotFound as exc:
-        raise Problem(404, str(exc)) from exc
-    if q.unmask:
-        audit.record(
-            conn, who, "read_personal", layer.id, feature_id, purpose, {"fields": sorted(q.unmask)}
-        )
+    layer = get_layer(conn, collection_id, who)
+    q = F.ItemQuery(crs=F.parse_crs_uri(crs) if crs else F.CRS84)
+    plan = layer.plan(who, purpose)
+    feature = F.get_item(conn, layer, feature_id, q, plan)
+    if plan.audited:
+        detail = {"fields": sorted(plan.raw)}
+        audit.record(conn, who, "read_personal", layer.id, feature_id, plan.purpose, detail)
     path = f"/collections/{collection_id}/items/{feature_id}"
     links = [
         {"rel": "self", "type": GEOJSON, "href": _url(request, path, f="json")},

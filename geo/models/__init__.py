@@ -9,6 +9,7 @@ from geo.models.records import RecordReview, RecordVersion, SyncReceipt
 from geo.models.safety import Hazard, Inspection, Sensor, SensorReading
 from geo.models.standards import Address, Building
 from geo.models.system import ApiToken, AuditEntry, CatalogueEntry, User, UserGrid
+from geo.policy.access import LayerAccess
 
 #: Tables whose rows carry version/created_at/updated_at and the touch trigger.
 EDITABLE_TABLES = tuple(
@@ -35,7 +36,18 @@ EDITABLE_TABLES = tuple(
     )
 )
 
+
+def access_of(table: str) -> LayerAccess:
+    """The access rules declared with a base table's model (none: everything is open)."""
+    for mapper in Base.registry.mappers:
+        model = mapper.class_
+        if getattr(model, "__tablename__", None) == table:
+            return getattr(model, "__access__", None) or LayerAccess()
+    return LayerAccess()
+
+
 __all__ = [
+    "access_of",
     "AdminArea",
     "Address",
     "ApiToken",

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from geo import codes
 from geo.models.base import Base, Editable, code_check, geometry, geometry_checks, id_column
+from geo.policy.access import ALL, LayerAccess
 
 #: 行政事业单位 / 国有经营性 / 农村集体闲置 / 低效用地再开发
 ASSET_CATEGORIES = ("administrative", "state_operating", "rural_collective", "inefficient_land")
@@ -31,6 +32,16 @@ class Asset(Editable, Base):
     without the internal fields (``reserve_price_wan``, ``contact_name``, ``contact_phone``, ``notes``)."""
 
     __tablename__ = "assets"
+    #: the public sees an asset once promoted, without its internal fields; the owner's contact is
+    #: raw to investment staff
+    __access__ = LayerAccess(
+        personal={"contact_name": "name", "contact_phone": "phone"},
+        unmask={"investment": ALL},
+        internal=frozenset({"reserve_price_wan", "contact_name", "contact_phone", "notes"}),
+        internal_roles=frozenset({"investment"}),
+        rows={"investment": ALL, "planner": ALL},
+        other_rows="status IN ('promoted', 'negotiating', 'revitalised')",
+    )
     __table_args__ = (
         code_check("code", codes.ASSET_CODE),
         CheckConstraint(f"category IN {ASSET_CATEGORIES!r}", name="category_known"),

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from geo import codes
 from geo.models.base import Base, Editable, code_check, geometry, geometry_checks, id_column
+from geo.policy.access import ALL, OWN, LayerAccess
 
 HOUSE_USES = ("dwelling", "shop", "office", "factory", "warehouse", "other")
 TENURES = ("owner_occupied", "rented", "vacant", "public", "other")
@@ -102,6 +103,12 @@ class Resident(Editable, Base):
     """
 
     __tablename__ = "residents"
+    #: names, identity numbers and phones: raw only to the grid worker of the household's grid
+    #: and to administrators, with a stated purpose
+    __access__ = LayerAccess(
+        personal={"name": "name", "id_number": "id_number", "phone": "phone"},
+        unmask={"grid_worker": OWN},
+    )
     __table_args__ = (
         code_check("id_number", codes.ID_NUMBER),
         CheckConstraint(f"phone IS NULL OR phone ~ '{codes.PHONE}'", name="phone_format"),
@@ -132,6 +139,12 @@ class Organisation(Editable, Base):
     """实有单位: an enterprise, office, school, shop … with its unified social credit code."""
 
     __tablename__ = "organisations"
+    #: the legal person and contact phone: raw to the grid worker of the unit's grid and to safety
+    #: officers, who call key units during inspections and 119 linkage
+    __access__ = LayerAccess(
+        personal={"legal_person": "name", "contact_phone": "phone"},
+        unmask={"grid_worker": OWN, "safety": ALL},
+    )
     __table_args__ = (
         code_check("credit_code", codes.CREDIT_CODE),
         CheckConstraint(f"kind IN {ORGANISATION_KINDS!r}", name="kind_known"),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from geo import codes
 from geo.models.base import Base, Editable, code_check, geometry, geometry_checks, id_column
+from geo.policy.access import ALL, LayerAccess
 
 HAZARD_CATEGORIES = ("fire", "gas", "structural", "flood", "traffic", "production", "electrical")
 HAZARD_STATUSES = ("open", "rectifying", "closed")
@@ -64,6 +65,8 @@ class Inspection(Editable, Base):
     """检查记录: leader night checks, department checks and grid patrols, joined to hazards."""
 
     __tablename__ = "inspections"
+    #: the inspector's name: raw to safety officers
+    __access__ = LayerAccess(personal={"inspector": "name"}, unmask={"safety": ALL})
     __table_args__ = (
         CheckConstraint(f"source IN {INSPECTION_SOURCES!r}", name="source_known"),
         CheckConstraint("result IN ('passed', 'hazard_found', 'rectified')", name="result_known"),

@@ -22,12 +22,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo.models.base import Base, Editable
+from geo.policy.roles import ROLES
 
 #: 国发〔2016〕51号: between departments
 SHARING_LEVELS = ("unconditional", "conditional", "none")
 #: to the public
 OPENING_LEVELS = ("open", "restricted", "closed")
-ROLES = ("public", "investment", "planner", "grid_worker", "safety", "admin")
 
 
 class CatalogueEntry(Editable, Base):
@@ -53,11 +53,11 @@ class CatalogueEntry(Editable, Base):
     feature_count: Mapped[int | None] = mapped_column(BigInteger)
     extent: Mapped[list[float] | None] = mapped_column(ARRAY(Double), doc="minx, miny, maxx, maxy")
     fields: Mapped[list[dict]] = mapped_column(JSONB, nullable=False, server_default="[]")
-    personal_fields: Mapped[list[str]] = mapped_column(
-        ARRAY(Text), nullable=False, server_default="{}"
-    )
-    internal_fields: Mapped[list[str]] = mapped_column(
-        ARRAY(Text), nullable=False, server_default="{}"
+    access: Mapped[dict] = mapped_column(
+        JSONB,
+        nullable=False,
+        server_default="{}",
+        doc="the layer's access rules (geo.policy.access.LayerAccess.as_json)",
     )
     time_field: Mapped[str | None] = mapped_column(String(63))
     sharing_level: Mapped[str] = mapped_column(String(16), nullable=False)

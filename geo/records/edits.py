@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geo import audit
-from geo.access import Viewer, may_review
+from geo.errors import Conflict, Forbidden, NotFound, OnemapError
+from geo.policy import audit
+from geo.policy.access import may_review
+from geo.policy.roles import Viewer
 from geo.records import store
-from geo.records.types import RecordError, RecordType, record_type
-from geo.settings import service_settings
+from geo.records.types import EditRules, RecordType, record_type
 
 
 @dataclass
@@ -23,8 +24,8 @@ class Outcome:
     review_id: int | None = None
 
 
-def needs_review(viewer: Viewer, rtype: RecordType) -> bool:
-    return viewer.role == "grid_worker" and rtype.name in service_settings().review_type_list
+def needs_review(viewer: Viewer, rtype: RecordType, rules: EditRules) -> bool:
+    return viewer.role == "grid_worker" and rtype.name in rules.review_types
 
 
 def submit(
@@ -36,17 +37,16 @@ def submit(
     if_match: int | None,
     properties: dict | None,
     geometry: dict | None,
+    rules: EditRules,
 ) -> Outcome:
     """Apply the edit, or check it fully and hold it for review."""
-    if not needs_review(viewer, rtype):
-        return Outcome(
-            "applied",
-            store.apply(conn, viewer, rtype, action, record_id, if_match, properties, geometry),
-        )
+    args = (conn, viewer, rtype, action, record_id, if_match, properties, geometry)
+    if not needs_review(viewer, rtype, rules):
+        return Outcome("applied", store.apply(*args, rules=rules))
     # a dry run inside a savepoint: the change must be valid now, and the reviewer sees a valid change
     dry = conn.begin_nested()
     try:
-        after = store.apply(conn, viewer, rtype, action, record_id, if_match, properties, geometry)
+        after = store.apply(*args, rules=rules)
     finally:
         dry.rollback()
     review_id = conn.execute(
@@ -79,7 +79,7 @@ def list_reviews(
 ) -> list[dict]:
     """Reviewers see every review; a grid worker sees their own submissions."""
     if not may_review(viewer) and viewer.role != "grid_worker":
-        raise RecordError("forbidden", f"your role '{viewer.role}' has no reviews")
+        raise Forbidden(f"your role '{viewer.role}' has no reviews")
     mine = None if may_review(viewer) else viewer.username
     rows = conn.execute(
         text("""SELECT id, record_type, record_id, action, base_version, payload, grid_code, submitted_by,
@@ -89,15 +89,29 @@ def list_reviews(
                 ORDER BY id LIMIT :limit"""),
         {"s": status, "mine": mine, "limit": limit},
     ).mappings()
-    return [dict(r) for r in rows]
+    out = []
+    for r in rows:  # the payload as the reader may see it: masked, like every other read
+        review = dict(r)
+        payload = dict(review["payload"] or {})
+        if isinstance(payload.get("properties"), dict):
+            plan = record_type(review["record_type"]).plan(viewer)
+            payload["properties"] = plan.properties(payload["properties"])
+        review["payload"] = payload
+        out.append(review)
+    return out
 
 
 def decide(
-    conn: Connection, reviewer: Viewer, review_id: int, approve: bool, note: str | None = None
+    conn: Connection,
+    reviewer: Viewer,
+    review_id: int,
+    approve: bool,
+    note: str | None = None,
+    rules: EditRules = EditRules(),
 ) -> dict:
     """Approve (apply now, as the submitter, if the record has not moved on) or reject a change."""
     if not may_review(reviewer):
-        raise RecordError("forbidden", f"your role '{reviewer.role}' may not review changes")
+        raise Forbidden(f"your role '{reviewer.role}' may not review changes")
     row = (
         conn.execute(
             text("SELECT * FROM record_reviews WHERE id = :id FOR UPDATE"), {"id": review_id}
@@ -106,9 +120,9 @@ def decide(
         .first()
     )
     if row is None:
-        raise RecordError("not_found", f"no review {review_id}")
+        raise NotFound(f"no review {review_id}")
     if row["status"] != "pending":
-        raise RecordError("conflict", f"review {review_id} was {row['status']} already")
+        raise Conflict(f"review {review_id} was {row['status']} already")
     version = None
     status = "rejected"
     if approve:
@@ -127,8 +141,9 @@ def decide(
                     payload.get("geometry"),
                     review_id=review_id,
                     actor=submitter,
+                    rules=rules,
                 )
-        except RecordError as exc:  # the record moved on, or the change no longer fits: close it
+        except OnemapError as exc:  # the record moved on, or the change no longer fits: close it
             note = f"could not be applied: {exc.detail}"
             _close(conn, reviewer, review_id, "rejected", note, None)
             return {"id": review_id, "status": "rejected", "note": note, "refused": exc.kind}

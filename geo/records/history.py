@@ -5,21 +5,20 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geo import audit
-from geo.access import Viewer
-from geo.privacy import PERSONAL_FIELDS, mask_properties
+from geo.errors import NotFound
+from geo.policy import audit
+from geo.policy.plan import ReadPlan
+from geo.policy.roles import Viewer
 from geo.records import edits, store
-from geo.records.types import RecordError, RecordType
+from geo.records.types import EditRules, RecordType
 
 
 def versions(
-    conn: Connection, viewer: Viewer, rtype: RecordType, record_id: int, purpose: str | None = None
+    conn: Connection, viewer: Viewer, rtype: RecordType, record_id: int, plan: ReadPlan
 ) -> list[dict]:
-    """The record's versions, newest first: who, when, what changed, and the state after.
-
-    Personal fields are masked unless a purpose is given by a role that may see them (audited)."""
+    """The record's versions, newest first: who, when, what changed, and the state after, each
+    as the caller's read plan shows it (an unmasked read is audited)."""
     store.require_scope(viewer, write=False)
-    unmasked = store.unmask_allowed(viewer, rtype, purpose)
     rows = (
         conn.execute(
             text("""SELECT version, action, actor, role, at, changed, before, after, review_id FROM record_history
@@ -30,7 +29,7 @@ def versions(
         .all()
     )
     if not rows:
-        raise RecordError("not_found", f"no history for {rtype.name} {record_id}")
+        raise NotFound(f"no history for {rtype.name} {record_id}")
     last = rows[0]["after"] or rows[0]["before"]
     store.check_owned(
         conn,
@@ -38,10 +37,9 @@ def versions(
         store.Record(rtype.name, record_id, 0, last["properties"], last["geometry"]),
         write=False,
     )
-    personal = {} if unmasked else PERSONAL_FIELDS.get(rtype.name, {})
-    if unmasked:
+    if plan.audited:
         audit.record(
-            conn, viewer, "read_personal", rtype.name, record_id, purpose, {"history": True}
+            conn, viewer, "read_personal", rtype.name, record_id, plan.purpose, {"history": True}
         )
     out = []
     for r in rows:
@@ -55,17 +53,11 @@ def versions(
                 "at": r["at"].isoformat(),
                 "changed": list(r["changed"]),
                 "review_id": r["review_id"],
-                "properties": mask_properties(_public(state["properties"]), personal)
-                if state
-                else None,
+                "properties": plan.properties(state["properties"]) if state else None,
                 "geometry": state["geometry"] if state else None,
             }
         )
     return out
-
-
-def _public(props: dict) -> dict:
-    return {k: v for k, v in props.items() if k != "id_hash"}
 
 
 def restore(
@@ -75,17 +67,20 @@ def restore(
     record_id: int,
     version: int,
     if_match: int | None,
+    rules: EditRules,
 ) -> edits.Outcome:
-    """Bring back the state a record had at ``version``, as a new version (history goes on)."""
+    """Bring back the state a record had at ``version``, as a new version (history goes on).
+
+    The caller's right to edit the record is checked first, so that another grid's record is
+    refused as such (403), whatever versions it has."""
+    store.check_owned(conn, viewer, store.load(conn, rtype, record_id), write=True)
     row = conn.execute(
         text("""SELECT after FROM record_history WHERE record_type = :t AND record_id = :id AND version = :v
                 AND after IS NOT NULL ORDER BY id DESC LIMIT 1"""),
         {"t": rtype.name, "id": record_id, "v": version},
     ).scalar()
     if row is None:
-        raise RecordError(
-            "not_found", f"{rtype.name} {record_id} has no version {version} to restore"
-        )
+        raise NotFound(f"{rtype.name} {record_id} has no version {version} to restore")
     props = {k: v for k, v in row["properties"].items() if k in rtype.editable}
     geometry = row["geometry"] if rtype.geometry is not None else None
-    return edits.submit(conn, viewer, rtype, "restore", record_id, if_match, props, geometry)
+    return edits.submit(conn, viewer, rtype, "restore", record_id, if_match, props, geometry, rules)

@@ -16,13 +16,36 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from geo import audit
-from geo.access import Viewer, may_unmask_record, record_scope
-from geo.privacy import PERSONAL_FIELDS, keyed_hash, mask_properties
-from geo.records.types import REFERENCES, RecordError, RecordType, check_geometry, check_properties
-from geo.settings import service_settings
+from geo.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    OnemapError,
+    PreconditionRequired,
+    Stale,
+    Unauthorised,
+)
+from geo.policy import audit
+from geo.policy.access import record_scope
+from geo.policy.masks import keyed_hash
+from geo.policy.plan import ReadPlan
+from geo.policy.roles import Viewer
+from geo.records.types import (
+    REFERENCES,
+    EditRules,
+    RecordType,
+    check_geometry,
+    check_properties,
+)
+from geo.settings import STORAGE_SRID
+from geo.sql import ident
+from geo.sql import table as sql_table
 
 TOLERANCE_DEG = 1e-7  # about 1 cm
+#: a GeoJSON geometry parameter in the storage CRS
+GEOMETRY_PARAM = "ST_SetSRID(ST_GeomFromGeoJSON(:g), CAST(:srid AS integer))"
 SERVER_FIELDS = ("id", "version", "created_at", "updated_at", "grid_code", "id_hash")
 
 
@@ -40,21 +63,28 @@ class Record:
     def etag(self) -> str:
         return f'"v{self.version}"'
 
-    def feature(self, masked: bool = True) -> dict:
-        props = {k: v for k, v in self.properties.items() if k != "id_hash"}
-        if masked:
-            props = mask_properties(props, PERSONAL_FIELDS.get(self.type, {}))
+    def feature(self, plan: ReadPlan) -> dict:
+        """The record as GeoJSON, as ``plan``'s caller may see it."""
+        props = plan.properties(self.properties)
         return {"type": "Feature", "id": self.id, "geometry": self.geometry, "properties": props}
+
+
+class StaleRecord(Stale):
+    """The edit was based on an older version; carries the current record (for sync's diff)."""
+
+    def __init__(self, detail: str, current: Record):
+        super().__init__(detail, headers={"ETag": current.etag}, current_version=current.version)
+        self.current = current
 
 
 def load(conn: Connection, rtype: RecordType, record_id: int, lock: bool = False) -> Record:
     row = conn.execute(
         text(f"""SELECT to_jsonb(t) - 'geom' AS props, ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry, t.version
-                 FROM {rtype.name} t WHERE t.id = :id {"FOR UPDATE" if lock else ""}"""),
+                 FROM {sql_table(rtype.name)} t WHERE t.id = :id {"FOR UPDATE" if lock else ""}"""),
         {"id": record_id},
     ).first()
     if row is None:
-        raise RecordError("not_found", f"no {rtype.name} record {record_id}")
+        raise NotFound(f"no {rtype.name} record {record_id}")
     return Record(rtype.name, record_id, row.version, row.props, row.geometry)
 
 
@@ -72,10 +102,10 @@ def _anchor_sql(geom_sql: str) -> str:
 def locate(conn: Connection, geometry_json: str, own: list[str]) -> str | None:
     """The grid a position lies in, preferring the caller's own grids on a shared edge."""
     return conn.execute(
-        text(f"""WITH a AS (SELECT {_anchor_sql("ST_SetSRID(ST_GeomFromGeoJSON(:g), 4490)")} AS p)
+        text(f"""WITH a AS (SELECT {_anchor_sql(GEOMETRY_PARAM)} AS p)
                  SELECT code FROM grids, a WHERE ST_DWithin(geom, a.p, :tol)
                  ORDER BY code = ANY(:own) DESC, ST_Intersects(geom, a.p) DESC, code LIMIT 1"""),
-        {"g": geometry_json, "tol": TOLERANCE_DEG, "own": own},
+        {"g": geometry_json, "tol": TOLERANCE_DEG, "own": own, "srid": STORAGE_SRID},
     ).scalar()
 
 
@@ -86,9 +116,9 @@ def inside_own_grids(conn: Connection, geometry_json: str, own: list[str]) -> bo
     the grid its centre stands in, the same one its standard code names."""
     return bool(
         conn.execute(
-            text(f"""WITH a AS (SELECT {_anchor_sql("ST_SetSRID(ST_GeomFromGeoJSON(:g), 4490)")} AS p)
+            text(f"""WITH a AS (SELECT {_anchor_sql(GEOMETRY_PARAM)} AS p)
                      SELECT EXISTS (SELECT 1 FROM grids, a WHERE code = ANY(:own) AND ST_DWithin(geom, a.p, :tol))"""),
-            {"g": geometry_json, "tol": TOLERANCE_DEG, "own": own},
+            {"g": geometry_json, "tol": TOLERANCE_DEG, "own": own, "srid": STORAGE_SRID},
         ).scalar()
     )
 
@@ -98,8 +128,8 @@ def require_scope(viewer: Viewer, write: bool) -> str:
     if scope is None:
         verb = "edit" if write else "read"
         if viewer.anonymous:
-            raise RecordError("unauthorised", f"sign in to {verb} 四标四实 records")
-        raise RecordError("forbidden", f"your role '{viewer.role}' may not {verb} 四标四实 records")
+            raise Unauthorised(f"sign in to {verb} 四标四实 records")
+        raise Forbidden(f"your role '{viewer.role}' may not {verb} 四标四实 records")
     return scope
 
 
@@ -108,8 +138,7 @@ def check_owned(conn: Connection, viewer: Viewer, record: Record, write: bool) -
         record.geometry is None
         or not inside_own_grids(conn, json.dumps(record.geometry), sorted(viewer.grids))
     ):
-        raise RecordError(
-            "forbidden",
+        raise Forbidden(
             f"{record.type} {record.id} lies outside your grids "
             f"({', '.join(sorted(viewer.grids))})",
         )
@@ -119,39 +148,23 @@ def check_owned(conn: Connection, viewer: Viewer, record: Record, write: bool) -
 
 
 def read(
-    conn: Connection, viewer: Viewer, rtype: RecordType, record_id: int, purpose: str | None = None
-) -> tuple[Record, bool]:
-    """The record and whether it is shown unmasked (then the read is audited with its purpose)."""
+    conn: Connection, viewer: Viewer, rtype: RecordType, record_id: int, plan: ReadPlan
+) -> Record:
+    """The record, if the caller's workspace holds it; an unmasked read (``plan.audited``) is
+    written to the audit log with its purpose."""
     record = load(conn, rtype, record_id)
     check_owned(conn, viewer, record, write=False)
-    unmasked = unmask_allowed(viewer, rtype, purpose)
-    if unmasked:
+    if plan.audited:
         audit.record(
             conn,
             viewer,
             "read_personal",
             rtype.name,
             record_id,
-            purpose,
-            {"fields": sorted(PERSONAL_FIELDS.get(rtype.name, {}))},
+            plan.purpose,
+            {"fields": sorted(plan.raw)},
         )
-    return record, unmasked
-
-
-def unmask_allowed(viewer: Viewer, rtype: RecordType, purpose: str | None) -> bool:
-    """Personal fields are shown only with a stated purpose, to a role that may see them."""
-    if purpose is None or rtype.name not in PERSONAL_FIELDS:
-        return False
-    if not purpose.strip() or len(purpose) > 500:
-        raise RecordError(
-            "bad_request",
-            "purpose must say, in under 500 characters, why you need the personal data",
-        )
-    if not may_unmask_record(viewer, rtype.name):
-        raise RecordError(
-            "forbidden", f"your role '{viewer.role}' may not see personal data of {rtype.name}"
-        )
-    return True
+    return record
 
 
 def list_records(
@@ -160,33 +173,33 @@ def list_records(
     rtype: RecordType,
     limit: int,
     offset: int,
-    purpose: str | None = None,
-) -> tuple[list[Record], int, bool]:
-    """Records the caller may read (their grids, or all), in id order; and whether unmasked."""
+    plan: ReadPlan,
+) -> tuple[list[Record], int]:
+    """Records the caller may read (their grids, or all), in id order."""
     scope = require_scope(viewer, write=False)
-    where = "true" if scope == "all" else "t.grid_code = ANY(:own)"
-    params = {"own": sorted(viewer.grids), "limit": limit, "offset": offset}
+    own = scope == "own" or plan.row_grids is not None
+    grids = sorted(plan.row_grids if plan.row_grids is not None else viewer.grids)
+    where = "t.grid_code = ANY(:own)" if own else "true"
+    params = {"own": grids, "limit": limit, "offset": offset}
+    table = sql_table(rtype.name)
     rows = conn.execute(
         text(f"""SELECT t.id, t.version, to_jsonb(t) - 'geom' AS props, ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry
-                 FROM {rtype.name} t WHERE {where} ORDER BY t.id LIMIT :limit OFFSET :offset"""),
+                 FROM {table} t WHERE {where} ORDER BY t.id LIMIT :limit OFFSET :offset"""),
         params,
     ).all()
-    total = conn.execute(
-        text(f"SELECT count(*) FROM {rtype.name} t WHERE {where}"), params
-    ).scalar_one()
+    total = conn.execute(text(f"SELECT count(*) FROM {table} t WHERE {where}"), params).scalar_one()
     records = [Record(rtype.name, r.id, r.version, r.props, r.geometry) for r in rows]
-    unmasked = unmask_allowed(viewer, rtype, purpose)
-    if unmasked and records:
+    if plan.audited and records:
         audit.record(
             conn,
             viewer,
             "read_personal",
             rtype.name,
             None,
-            purpose,
-            {"ids": [r.id for r in records], "fields": sorted(PERSONAL_FIELDS[rtype.name])},
+            plan.purpose,
+            {"ids": [r.id for r in records], "fields": sorted(plan.raw)},
         )
-    return records, int(total), unmasked
+    return records, int(total)
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -203,6 +216,7 @@ def apply(
     geometry: dict | None,
     review_id: int | None = None,
     actor: Viewer | None = None,
+    rules: EditRules = EditRules(),
 ) -> Record | None:
     """Create, replace, update (partial), delete or restore one record; return its new state.
 
@@ -214,21 +228,19 @@ def apply(
     current: Record | None = None
     if action != "create":
         if record_id is None:
-            raise RecordError("bad_request", "which record? an id is needed")
+            raise BadRequest("which record? an id is needed")
         current = load(conn, rtype, record_id, lock=True)
         if scope == "own":
             check_owned(conn, viewer, current, write=True)
         if if_match is None:
-            raise RecordError(
-                "precondition_required",
+            raise PreconditionRequired(
                 f"send If-Match with the ETag you read (currently {current.etag}) so no edit is lost",
             )
         if if_match != current.version:
-            raise RecordError(
-                "stale",
+            raise StaleRecord(
                 f"{rtype.name} {record_id} is at version {current.version}, "
                 f"you edited version {if_match}: read it again and re-apply your change",
-                current=current,
+                current,
             )
     if action == "delete":
         _write_delete(conn, rtype, current)
@@ -270,18 +282,15 @@ def apply(
         geometry_json = _parent_position(conn, rtype, merged)
     grid = locate(conn, geometry_json, own)
     if grid is None:
-        raise RecordError(
-            "invalid", "the position lies outside the district: no standard grid contains it"
-        )
+        raise Invalid("the position lies outside the district: no standard grid contains it")
     # locate() prefers the caller's grids on a shared edge, so this is the grid rule itself
     if scope == "own" and grid not in own:
         where = "be moved" if action != "create" else "be placed"
-        raise RecordError(
-            "forbidden",
+        raise Forbidden(
             f"the {rtype.name[:-1]} would lie in grid {grid}, outside your grids "
             f"({', '.join(own)}): it may not {where} there",
         )
-    _derive(conn, rtype, merged, props, grid)
+    _derive(conn, rtype, merged, props, grid, rules.id_hash_key)
     new_id = _write(conn, rtype, action, current, merged, geometry_json, grid)
     if action == "create":
         _count(conn, rtype, +1)
@@ -311,10 +320,10 @@ def _check_references(conn: Connection, rtype: RecordType, merged: dict) -> None
         value = merged.get(field)
         if field in rtype.editable and value is not None:
             found = conn.execute(
-                text(f"SELECT 1 FROM {table} WHERE id = :id"), {"id": value}
+                text(f"SELECT 1 FROM {sql_table(table)} WHERE id = :id"), {"id": value}
             ).first()
             if found is None:
-                raise RecordError("invalid", f"{field} {value}: there is no such {table[:-1]}")
+                raise Invalid(f"{field} {value}: there is no such {table[:-1]}")
 
 
 def _parent_position(conn: Connection, rtype: RecordType, merged: dict) -> str:
@@ -334,17 +343,18 @@ def _parent_position(conn: Connection, rtype: RecordType, merged: dict) -> str:
     return conn.execute(text(sql), params).scalar_one()
 
 
-def _derive(conn: Connection, rtype: RecordType, merged: dict, sent: dict, grid: str) -> None:
+def _derive(
+    conn: Connection, rtype: RecordType, merged: dict, sent: dict, grid: str, hash_key: str
+) -> None:
     """Codes that nest in the area the record lies in (allocated when left out), keyed hashes."""
     if rtype.name == "residents":
-        merged["id_hash"] = keyed_hash(merged["id_number"], service_settings().id_hash_key)
+        merged["id_hash"] = keyed_hash(merged["id_number"], hash_key)
     if rtype.name == "addresses":
         community = grid[:12]
         if "area_code" not in sent:
             merged["area_code"] = community
         if merged["area_code"] != community:
-            raise RecordError(
-                "invalid",
+            raise Invalid(
                 f"the address lies in community {community}, but its area_code says "
                 f"{merged['area_code']}: codes must agree with where it lies",
             )
@@ -352,8 +362,7 @@ def _derive(conn: Connection, rtype: RecordType, merged: dict, sent: dict, grid:
         if "code" not in sent and (code is None or code[:12] != community):
             merged["code"] = _allocate(conn, "addresses", community, 8)
         elif not (code and len(code) == 20 and code.isdigit() and code[:12] == community):
-            raise RecordError(
-                "invalid",
+            raise Invalid(
                 f"address code {code} must be 20 digits beginning with its "
                 f"community's code {community}",
             )
@@ -362,8 +371,7 @@ def _derive(conn: Connection, rtype: RecordType, merged: dict, sent: dict, grid:
         if "code" not in sent and (code is None or code[:15] != grid):
             merged["code"] = _allocate(conn, "buildings", grid, 4)
         elif not (code and len(code) == 19 and code.isdigit() and code[:15] == grid):
-            raise RecordError(
-                "invalid",
+            raise Invalid(
                 f"building code {code} must be 19 digits beginning with the "
                 f"code of the grid it stands in ({grid})",
             )
@@ -373,12 +381,15 @@ def _allocate(conn: Connection, table: str, prefix: str, digits: int) -> str:
     """The next free code under a prefix; concurrent writers queue on an advisory lock."""
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{table}:{prefix}"})
     last = conn.execute(
-        text(f"SELECT max(right(code, {digits}))::bigint FROM {table} WHERE code LIKE :p"),
-        {"p": prefix + "%"},
+        text(
+            f"SELECT max(right(code, CAST(:digits AS integer)))::bigint FROM {sql_table(table)} "
+            "WHERE code LIKE :p"
+        ),
+        {"p": prefix + "%", "digits": digits},
     ).scalar()
     nxt = (last or 0) + 1
     if nxt >= 10**digits:
-        raise RecordError("conflict", f"no free code left under {prefix}")
+        raise Conflict(f"no free code left under {prefix}")
     return prefix + str(nxt).zfill(digits)
 
 
@@ -394,21 +405,27 @@ def _write(
     columns = [c for c in rtype.editable if c in merged] + (
         ["id_hash"] if rtype.name == "residents" else []
     )
-    params = {c: merged[c] for c in columns} | {"g": geometry_json, "grid": grid}
+    params = {c: merged[c] for c in columns} | {
+        "g": geometry_json,
+        "grid": grid,
+        "srid": STORAGE_SRID,
+    }
+    names = {c: ident(c) for c in columns}  # checked, so also usable as parameter names
     casts = {c: f"CAST(:{c} AS {_sql_type(rtype, c)})" for c in columns}
-    geom_sql = "ST_SetSRID(ST_GeomFromGeoJSON(:g), 4490)"
+    table = sql_table(rtype.name)
+    geom_sql = GEOMETRY_PARAM
     if rtype.geometry == "Polygon":
         geom_sql = f"ST_Force2D({geom_sql})"
     try:
         with conn.begin_nested():
             if action == "create":
                 sql = (
-                    f"INSERT INTO {rtype.name} ({', '.join(columns)}, geom, grid_code) "
+                    f"INSERT INTO {table} ({', '.join(names[c] for c in columns)}, geom, grid_code) "
                     f"VALUES ({', '.join(casts[c] for c in columns)}, {geom_sql}, :grid) RETURNING id"
                 )
                 return conn.execute(text(sql), params).scalar_one()
-            sets = ", ".join(f"{c} = {casts[c]}" for c in columns)
-            sql = f"UPDATE {rtype.name} SET {sets}, geom = {geom_sql}, grid_code = :grid WHERE id = :id RETURNING id"
+            sets = ", ".join(f"{names[c]} = {casts[c]}" for c in columns)
+            sql = f"UPDATE {table} SET {sets}, geom = {geom_sql}, grid_code = :grid WHERE id = :id RETURNING id"
             return conn.execute(text(sql), params | {"id": current.id}).scalar_one()
     except DBAPIError as exc:
         raise _refusal(exc) from exc
@@ -425,7 +442,9 @@ def _count(conn: Connection, rtype: RecordType, delta: int) -> None:
 def _write_delete(conn: Connection, rtype: RecordType, current: Record) -> None:
     try:
         with conn.begin_nested():
-            conn.execute(text(f"DELETE FROM {rtype.name} WHERE id = :id"), {"id": current.id})
+            conn.execute(
+                text(f"DELETE FROM {sql_table(rtype.name)} WHERE id = :id"), {"id": current.id}
+            )
     except DBAPIError as exc:
         raise _refusal(exc) from exc
 
@@ -436,25 +455,20 @@ def _sql_type(rtype: RecordType, column: str) -> str:
     return rtype.table.c[column].type.compile(dialect=postgresql.dialect())
 
 
-def _refusal(exc: DBAPIError) -> RecordError:
+def _refusal(exc: DBAPIError) -> OnemapError:
     """A database refusal, in words a person can act on."""
     diag = getattr(exc.orig, "diag", None)
     constraint = getattr(diag, "constraint_name", None) or ""
     code = getattr(exc.orig, "sqlstate", None) or ""
     if code == "23503":  # foreign key
-        return RecordError(
-            "conflict",
+        return Conflict(
             f"other records still refer to this one ({constraint}): move or delete them first",
         )
     if code == "23505":
-        return RecordError(
-            "conflict", f"a record with the same unique value exists already ({constraint})"
-        )
+        return Conflict(f"a record with the same unique value exists already ({constraint})")
     if code.startswith("23"):
-        return RecordError("invalid", f"the record breaks the rule {constraint or code}")
-    return RecordError(
-        "invalid", f"the database refused the record: {str(exc.orig).splitlines()[0]}"
-    )
+        return Invalid(f"the record breaks the rule {constraint or code}")
+    return Invalid(f"the database refused the record: {str(exc.orig).splitlines()[0]}")
 
 
 def _remember(

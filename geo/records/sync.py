@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from geo.access import Viewer
-from geo.privacy import PERSONAL_FIELDS, mask_properties
+from geo.errors import Forbidden, Invalid, OnemapError, TooLarge
+from geo.policy.roles import Viewer
 from geo.records import edits
-from geo.records.types import RecordError, check_crs, record_type
-from geo.settings import service_settings
+from geo.records.store import StaleRecord
+from geo.records.types import EditRules, check_crs, record_type
 
 ACTIONS = ("create", "update", "replace", "delete")
 
@@ -33,36 +33,36 @@ class Edit:
     geometry: dict | None
 
 
-def parse(batch: object) -> list[Edit]:
-    """The batch's edits, or a RecordError naming the first malformed one (then nothing is applied)."""
+def parse(batch: object, limit: int) -> list[Edit]:
+    """The batch's edits (at most ``limit``), or an error naming the first malformed one (then
+    nothing is applied)."""
     if not isinstance(batch, dict) or not isinstance(batch.get("edits"), list):
-        raise RecordError("invalid", 'send {"edits": [...]}: a list of edits')
+        raise Invalid('send {"edits": [...]}: a list of edits')
     raw = batch["edits"]
-    limit = service_settings().max_sync_edits
     if len(raw) > limit:
-        raise RecordError("too_large", f"a batch may carry at most {limit} edits; split it")
+        raise TooLarge(f"a batch may carry at most {limit} edits; split it")
     out, seen = [], set()
     for n, e in enumerate(raw):
         where = f"edit {n}"
         if not isinstance(e, dict):
-            raise RecordError("invalid", f"{where} must be an object")
+            raise Invalid(f"{where} must be an object")
         cid = e.get("client_id")
         if not isinstance(cid, str) or not 1 <= len(cid) <= 100 or not _printable(cid):
-            raise RecordError("invalid", f"{where}: client_id must be 1–100 printable characters")
+            raise Invalid(f"{where}: client_id must be 1–100 printable characters")
         if cid in seen:
-            raise RecordError("invalid", f"{where}: client_id {cid!r} appears twice in the batch")
+            raise Invalid(f"{where}: client_id {cid!r} appears twice in the batch")
         seen.add(cid)
         if e.get("action") not in ACTIONS:
-            raise RecordError("invalid", f"{where}: action must be one of {', '.join(ACTIONS)}")
+            raise Invalid(f"{where}: action must be one of {', '.join(ACTIONS)}")
         for key in ("id", "base_version"):
             if e.get(key) is not None and (isinstance(e[key], bool) or not isinstance(e[key], int)):
-                raise RecordError("invalid", f"{where}: {key} must be a whole number")
+                raise Invalid(f"{where}: {key} must be a whole number")
         if (
             not isinstance(e.get("type"), str)
             or not 1 <= len(e["type"]) <= 32
             or not _printable(e["type"])
         ):
-            raise RecordError("invalid", f"{where}: type must name a record type")
+            raise Invalid(f"{where}: type must name a record type")
         check_crs(e)
         out.append(
             Edit(
@@ -83,18 +83,18 @@ def _printable(value: str) -> bool:
     return value.isprintable() and not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
 
 
-def run(engine: Engine, viewer: Viewer, batch: list[Edit]) -> list[dict]:
+def run(engine: Engine, viewer: Viewer, batch: list[Edit], rules: EditRules) -> list[dict]:
     """Apply each edit in its own transaction; return one answer per edit, in order."""
     with engine.connect() as conn:
         user_id = conn.execute(
             text("SELECT id FROM users WHERE username = :u"), {"u": viewer.username}
         ).scalar()
     if user_id is None:
-        raise RecordError("forbidden", "offline sync needs a signed-in user")
-    return [_one(engine, viewer, user_id, edit) for edit in batch]
+        raise Forbidden("offline sync needs a signed-in user")
+    return [_one(engine, viewer, user_id, edit, rules) for edit in batch]
 
 
-def _one(engine: Engine, viewer: Viewer, user_id: int, edit: Edit) -> dict:
+def _one(engine: Engine, viewer: Viewer, user_id: int, edit: Edit, rules: EditRules) -> dict:
     with engine.begin() as conn:
         conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
@@ -106,7 +106,7 @@ def _one(engine: Engine, viewer: Viewer, user_id: int, edit: Edit) -> dict:
         ).scalar()
         if kept is not None:
             return kept | {"replayed": True}
-        answer = _apply(conn, viewer, edit)
+        answer = _apply(conn, viewer, edit, rules)
         conn.execute(
             text(
                 "INSERT INTO sync_receipts (user_id, client_id, result) VALUES (:u, :c, CAST(:r AS jsonb))"
@@ -120,7 +120,7 @@ def _one(engine: Engine, viewer: Viewer, user_id: int, edit: Edit) -> dict:
         return answer
 
 
-def _apply(conn: Connection, viewer: Viewer, edit: Edit) -> dict:
+def _apply(conn: Connection, viewer: Viewer, edit: Edit, rules: EditRules) -> dict:
     head = {"client_id": edit.client_id, "type": edit.type, "action": edit.action, "id": edit.id}
     savepoint = conn.begin_nested()
     try:
@@ -134,15 +134,17 @@ def _apply(conn: Connection, viewer: Viewer, edit: Edit) -> dict:
             edit.base_version,
             edit.properties,
             edit.geometry,
+            rules,
         )
-    except RecordError as exc:
+    except StaleRecord as exc:
         savepoint.rollback()
-        if exc.kind == "stale":
-            return (
-                head
-                | {"status": "conflict", "reason": exc.detail}
-                | _conflict(conn, edit, exc.extra["current"])
-            )
+        return (
+            head
+            | {"status": "conflict", "reason": exc.detail}
+            | _conflict(conn, viewer, edit, exc.current)
+        )
+    except OnemapError as exc:
+        savepoint.rollback()
         return head | {"status": "rejected", "reason": exc.detail, "kind": exc.kind}
     savepoint.commit()
     if outcome.status == "pending":
@@ -155,9 +157,10 @@ def _apply(conn: Connection, viewer: Viewer, edit: Edit) -> dict:
     }
 
 
-def _conflict(conn: Connection, edit: Edit, current) -> dict:
-    """The server's version and a field-level diff: yours, the server's, and your base version's."""
-    personal = PERSONAL_FIELDS.get(edit.type, {})
+def _conflict(conn: Connection, viewer: Viewer, edit: Edit, current) -> dict:
+    """The server's version and a field-level diff: yours, the server's, and your base version's,
+    each value as the caller's read plan shows it (never a field the plan hides)."""
+    plan = record_type(edit.type).plan(viewer)
     base = conn.execute(
         text("""SELECT after FROM record_history WHERE record_type = :t AND record_id = :id AND version = :v
                 ORDER BY id DESC LIMIT 1"""),
@@ -169,24 +172,23 @@ def _conflict(conn: Connection, edit: Edit, current) -> dict:
         yours["geometry"] = edit.geometry
     server = dict(current.properties) | {"geometry": current.geometry}
     based = dict(base_props) | ({"geometry": base["geometry"]} if base else {})
+    grid = current.properties.get("grid_code")
     diff = {}
     for field in sorted(
-        set(yours)
-        | {k for k in server if base and based.get(k) != server.get(k)} - {"version", "updated_at"}
+        (set(yours) | {k for k in server if base and based.get(k) != server.get(k)})
+        - {"version", "updated_at"}
+        - plan.hidden
     ):
-        entry = {"yours": yours.get(field), "server": server.get(field)}
+        entry = {
+            "yours": plan.mask_value(field, yours.get(field), grid),
+            "server": plan.mask_value(field, server.get(field), grid),
+        }
         if base:
-            entry["base"] = based.get(field)
+            entry["base"] = plan.mask_value(field, based.get(field), grid)
             entry["changed_on_server"] = based.get(field) != server.get(field)
-        if field in personal:
-            entry = mask_properties(
-                entry, dict.fromkeys(("yours", "server", "base"), personal[field])
-            )
         diff[field] = entry
     return {
         "server_version": current.version,
         "diff": diff,
-        "server": mask_properties(
-            {k: v for k, v in current.properties.items() if k != "id_hash"}, personal
-        ),
+        "server": plan.properties(current.properties),
     }

@@ -20,18 +20,29 @@ from shapely.geometry import shape
 from sqlalchemy import Table
 
 from geo import codes
-from geo.models import Base
+from geo.errors import BadRequest, Invalid, NotFound
+from geo.models import Base, access_of
+from geo.policy.plan import ReadPlan, plan_read
+from geo.policy.roles import Viewer
+from geo.settings import DEMO_ID_HASH_KEY, Settings
 
 
-class RecordError(Exception):
-    """Why a record operation was refused. ``kind`` says which (the API maps it to a status):
-    bad_request, invalid, forbidden, not_found, precondition_required, stale, conflict."""
+@dataclass(frozen=True)
+class EditRules:
+    """What the settings say about editing, handed down from where the program starts:
+    which types wait for review, the key of the identity hash, the largest sync batch."""
 
-    def __init__(self, kind: str, detail: str, **extra):
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-        self.extra = extra
+    review_types: frozenset[str] = frozenset({"residents", "houses"})
+    id_hash_key: str = DEMO_ID_HASH_KEY
+    max_sync_edits: int = 5_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EditRules:
+        return cls(
+            review_types=settings.review.review_type_list,
+            id_hash_key=settings.secrets.id_hash_key,
+            max_sync_edits=settings.limits.max_sync_edits,
+        )
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,12 @@ class RecordType:
     @property
     def table(self) -> Table:
         return Base.metadata.tables[self.name]
+
+    def plan(self, viewer: Viewer, purpose: str | None = None) -> ReadPlan:
+        """What ``viewer`` sees of these records: the same read plan, from the same declaration
+        (the model's ``__access__``), as the features path applies to the layer."""
+        columns = [c.name for c in self.table.columns]
+        return plan_read(self.name, access_of(self.name), columns, viewer, purpose)
 
 
 TYPES: dict[str, RecordType] = {
@@ -170,30 +187,29 @@ FORMATS = {  # field → (check, message)
 
 def record_type(name: str) -> RecordType:
     if name not in TYPES:
-        raise RecordError("not_found", f"no record type '{name}': choose one of {', '.join(TYPES)}")
+        raise NotFound(f"no record type '{name}': choose one of {', '.join(TYPES)}")
     return TYPES[name]
 
 
 def check_properties(rtype: RecordType, props: object, complete: bool) -> dict:
     """Type-check and format-check the properties a client sent; ``complete`` for create/replace."""
     if not isinstance(props, dict):
-        raise RecordError("invalid", "properties must be a JSON object")
+        raise Invalid("properties must be a JSON object")
     unknown = sorted(set(props) - set(rtype.editable))
     if unknown:
         derived = {"id", "version", "created_at", "updated_at", "grid_code", "id_hash", "geom"}
         why = "set by the server" if set(unknown) <= derived else f"not fields of {rtype.name}"
-        raise RecordError(
-            "invalid",
+        raise Invalid(
             f"{', '.join(unknown)}: {why}; editable fields are {', '.join(rtype.editable)}",
         )
     if complete:
         missing = [f for f in rtype.required if props.get(f) is None]
         if missing:
-            raise RecordError("invalid", f"{rtype.name} needs {', '.join(missing)}")
+            raise Invalid(f"{rtype.name} needs {', '.join(missing)}")
     else:
         nulled = [f for f in rtype.required if f in props and props[f] is None]
         if nulled:
-            raise RecordError("invalid", f"{', '.join(nulled)} may not be emptied")
+            raise Invalid(f"{', '.join(nulled)} may not be emptied")
     out = {}
     for name, value in props.items():
         out[name] = _check_value(rtype, name, value)
@@ -204,7 +220,7 @@ def _check_value(rtype: RecordType, name: str, value):
     column = rtype.table.c[name]
     if value is None:
         if not column.nullable:
-            raise RecordError("invalid", f"{name} may not be null")
+            raise Invalid(f"{name} may not be null")
         return None
     try:
         expected = column.type.python_type
@@ -212,26 +228,26 @@ def _check_value(rtype: RecordType, name: str, value):
         expected = str
     if expected is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise RecordError("invalid", f"{name} must be a list of texts")
+            raise Invalid(f"{name} must be a list of texts")
         for item in value:
             _check_text(name, item, 200)
         return value
     if expected is str:
         if not isinstance(value, str):
-            raise RecordError("invalid", f"{name} must be text, not {type(value).__name__}")
+            raise Invalid(f"{name} must be text, not {type(value).__name__}")
         _check_text(name, value, getattr(column.type, "length", None))
         if name in FORMATS and not FORMATS[name][0](value):
-            raise RecordError("invalid", f"{name} '{value}' is not {FORMATS[name][1]}")
+            raise Invalid(f"{name} '{value}' is not {FORMATS[name][1]}")
         return value
     if expected is bool:
         if not isinstance(value, bool):
-            raise RecordError("invalid", f"{name} must be true or false")
+            raise Invalid(f"{name} must be true or false")
         return value
     if expected is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise RecordError("invalid", f"{name} must be a whole number")
+            raise Invalid(f"{name} must be a whole number")
         if not -(2**62) < value < 2**62:
-            raise RecordError("invalid", f"{name} is out of range")
+            raise Invalid(f"{name} is out of range")
         return value
     if expected in (float, Decimal):
         if (
@@ -239,35 +255,31 @@ def _check_value(rtype: RecordType, name: str, value):
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            raise RecordError("invalid", f"{name} must be a number")
+            raise Invalid(f"{name} must be a number")
         if abs(value) >= 1e9:
-            raise RecordError("invalid", f"{name} is out of range")
+            raise Invalid(f"{name} is out of range")
         return value
     if expected is date:
         if not isinstance(value, str):
-            raise RecordError("invalid", f"{name} must be a date written YYYY-MM-DD")
+            raise Invalid(f"{name} must be a date written YYYY-MM-DD")
         try:
             day = date.fromisoformat(value)
         except ValueError as exc:
-            raise RecordError(
-                "invalid", f"{name} '{value}' is not a date written YYYY-MM-DD"
-            ) from exc
+            raise Invalid(f"{name} '{value}' is not a date written YYYY-MM-DD") from exc
         if not date(1900, 1, 1) <= day <= date.today():
-            raise RecordError("invalid", f"{name} {value} is not a plausible date")
+            raise Invalid(f"{name} {value} is not a plausible date")
         return value
-    raise RecordError("invalid", f"{name} cannot be set")  # pragma: no cover
+    raise Invalid(f"{name} cannot be set")  # pragma: no cover
 
 
 def _check_text(name: str, value: str, length: int | None) -> None:
     if length is not None and len(value) > length:
-        raise RecordError("invalid", f"{name} is longer than {length} characters")
+        raise Invalid(f"{name} is longer than {length} characters")
     if not value.strip():
-        raise RecordError("invalid", f"{name} may not be blank")
+        raise Invalid(f"{name} may not be blank")
     bad = UNSAFE_TEXT.search(value)
     if bad:
-        raise RecordError(
-            "invalid", f"{name} contains {bad.group()!r}, which standard data does not use"
-        )
+        raise Invalid(f"{name} contains {bad.group()!r}, which standard data does not use")
 
 
 def check_geometry(rtype: RecordType, geometry: object):
@@ -275,43 +287,35 @@ def check_geometry(rtype: RecordType, geometry: object):
     if rtype.geometry is None:
         if geometry is not None:
             parent = "its house" if rtype.parent == "house" else "its building"
-            raise RecordError(
-                "invalid", f"a {rtype.name[:-1]} takes its position from {parent}: send no geometry"
-            )
+            raise Invalid(f"a {rtype.name[:-1]} takes its position from {parent}: send no geometry")
         return None
     if not isinstance(geometry, dict) or "type" not in geometry or "coordinates" not in geometry:
-        raise RecordError(
-            "invalid", f"geometry must be a GeoJSON {rtype.geometry} with coordinates"
-        )
+        raise Invalid(f"geometry must be a GeoJSON {rtype.geometry} with coordinates")
     if geometry["type"] != rtype.geometry:
-        raise RecordError(
-            "invalid", f"{rtype.name} need a {rtype.geometry} geometry, not {geometry['type']}"
-        )
+        raise Invalid(f"{rtype.name} need a {rtype.geometry} geometry, not {geometry['type']}")
     flat = _numbers(geometry["coordinates"])
     if flat is None or not flat:
-        raise RecordError("invalid", "coordinates must be numbers")
+        raise Invalid("coordinates must be numbers")
     xs, ys = flat[0::2], flat[1::2]
     if any(abs(x) > 180 for x in xs) or any(abs(y) > 90 for y in ys):
-        raise RecordError(
-            "invalid",
+        raise Invalid(
             f"coordinates ({xs[0]}, {ys[0]}) look like metres (a projected CRS such as EPSG:4549): "
             "send longitude and latitude in CGCS2000 (EPSG:4490)",
         )
     if geometry["type"] == "Polygon":
         rings = geometry["coordinates"]
         if not all(len(r) >= 4 and r[0] == r[-1] for r in rings):
-            raise RecordError(
-                "invalid",
+            raise Invalid(
                 "each polygon ring needs at least four positions, the last equal to the first",
             )
     try:
         geom = shape(geometry)
     except (ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise RecordError("invalid", f"geometry could not be read: {exc}") from exc
+        raise Invalid(f"geometry could not be read: {exc}") from exc
     if geom.is_empty:
-        raise RecordError("invalid", "geometry is empty")
+        raise Invalid("geometry is empty")
     if not geom.is_valid:
-        raise RecordError("invalid", f"geometry is invalid: {shapely.is_valid_reason(geom)}")
+        raise Invalid(f"geometry is invalid: {shapely.is_valid_reason(geom)}")
     return geom
 
 
@@ -352,6 +356,4 @@ def check_crs(feature: dict) -> None:
             else str(crs)
         )
         if not re.search(r"(4490|4326|CRS84)$", name):
-            raise RecordError(
-                "bad_request", f"coordinate system {name!r} is not accepted: send EPSG:4490 lon/lat"
-            )
+            raise BadRequest(f"coordinate system {name!r} is not accepted: send EPSG:4490 lon/lat")

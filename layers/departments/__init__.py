@@ -7,24 +7,25 @@ has its field mapping, matching rules, personal fields and sharing levels writte
 
 from __future__ import annotations
 
+from geo.errors import NotFound
+from layers.catalogue import Layer
 from layers.departments import emergency_shelters, landuse_nrb
-from layers.spec import DepartmentLayer
 
-_DECLARED: dict[str, DepartmentLayer] = {
+_DECLARED: dict[str, Layer] = {
     spec.id: spec for spec in (emergency_shelters.LAYER, landuse_nrb.LAYER)
 }
 
 
-class UnknownLayer(LookupError):
+class UnknownLayer(NotFound):
     """No departmental layer is declared under this id."""
 
 
-def declared() -> list[DepartmentLayer]:
+def declared() -> list[Layer]:
     """Every declared departmental layer, by id."""
     return [_DECLARED[k] for k in sorted(_DECLARED)]
 
 
-def get(layer_id: str) -> DepartmentLayer:
+def get(layer_id: str) -> Layer:
     """The declaration of a layer, or UnknownLayer naming the layers that are declared."""
     try:
         return _DECLARED[layer_id]
@@ -36,7 +37,7 @@ def get(layer_id: str) -> DepartmentLayer:
         ) from None
 
 
-def register(spec: DepartmentLayer) -> DepartmentLayer:
+def register(spec: Layer) -> Layer:
     """Declare a layer at run time (replacing one of the same id)."""
     _DECLARED[spec.id] = spec
     return spec

@@ -8,17 +8,24 @@ Shelters are public information (无条件共享, 无条件开放); their contac
 
 from __future__ import annotations
 
-from layers.catalogue import EMERGENCY
-from layers.spec import DepartmentLayer, Field
+from layers.catalogue import EMERGENCY, Ingest
+from layers.declaration import Field, departmental_layer
 
-LAYER = DepartmentLayer(
+LAYER = departmental_layer(
     id="emergency_shelters",
     title_zh="应急避难场所",
     title_en="Emergency shelters",
     department=EMERGENCY,
-    department_aliases=("应急局", "emergency"),
     description="Emergency shelters with their effective area and capacity, from the emergency "
     "management bureau's list (GCJ-02 picks, converted to CGCS2000 at ingest).",
+    ingest=Ingest(
+        key="code",
+        match=("grid", "building", "address"),
+        address_field="address",
+        building_within_m=100.0,
+        address_within_m=300.0,
+        department_aliases=("应急局", "emergency"),
+    ),
     fields=(
         Field("code", ("编号", "场所编号", "code"), title_zh="编号", required=True),
         Field("name", ("名称", "场所名称", "避难场所名称", "name"), title_zh="名称", required=True),
@@ -42,11 +49,6 @@ LAYER = DepartmentLayer(
             "contact_phone", ("联系电话", "电话", "phone"), title_zh="联系电话", personal="phone"
         ),
     ),
-    key="code",
-    match=("grid", "building", "address"),
-    address_field="address",
-    building_within_m=100.0,
-    address_within_m=300.0,
     sharing_level="unconditional",
     opening_level="open",
     update_frequency="quarterly",

@@ -8,17 +8,21 @@ DLBM 地类编码 and DLMC 地类名称 (GB/T 21010-2017), QSXZ 权属性质, QS
 
 from __future__ import annotations
 
-from layers.catalogue import NATURAL_RESOURCES
-from layers.spec import DepartmentLayer, Field
+from layers.catalogue import NATURAL_RESOURCES, Ingest
+from layers.declaration import Field, departmental_layer
 
-LAYER = DepartmentLayer(
+LAYER = departmental_layer(
     id="landuse_nrb",
     title_zh="三调地类图斑",
     title_en="Land-use parcels (third land survey)",
     department=NATURAL_RESOURCES,
-    department_aliases=("自然资源局", "自然资源和规划局", "natural resources"),
     description="Land-use parcels of the third national land survey (三调) by GB/T 21010-2017 "
     "class, from the natural resources bureau's Shapefile (EPSG:4549).",
+    ingest=Ingest(
+        key="parcel_id",
+        match=("grid",),
+        department_aliases=("自然资源局", "自然资源和规划局", "natural resources"),
+    ),
     fields=(
         Field("parcel_id", ("BSM", "标识码"), title_zh="标识码", required=True),
         Field("parcel_number", ("TBBH", "图斑编号"), title_zh="图斑编号"),
@@ -29,8 +33,6 @@ LAYER = DepartmentLayer(
         Field("located_unit", ("ZLDWMC", "坐落单位名称"), title_zh="坐落单位名称"),
         Field("area_m2", ("TBMJ", "图斑面积"), type="number", title_zh="图斑面积(平方米)"),
     ),
-    key="parcel_id",
-    match=("grid",),
     sharing_level="conditional",
     opening_level="restricted",
     update_frequency="yearly",

@@ -1,7 +1,7 @@
 """departmental layers schema and the personal-data masks in SQL
 
 Departmental layers are created by ingest in schema ``layers`` (one table each), apart from the
-base schema that migrations own. The mask functions are the SQL twins of geo.privacy, so that
+base schema that migrations own. The mask functions are the SQL twins of geo.policy.masks, so that
 features, tiles and exports all mask the same way inside the database.
 
 Revision ID: 0002

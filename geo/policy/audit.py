@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geo.access import Viewer
+from geo.policy.roles import Viewer
 
 
 def record(

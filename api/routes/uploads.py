@@ -24,15 +24,15 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection, Engine
 from starlette.datastructures import UploadFile
 
-from api.deps import connection, require_role, viewer
-from api.errors import Problem
+from api.deps import Caller, DbConnection, require_role
 from api.html import render, wants_html
-from geo.access import Viewer
+from geo.errors import BadRequest, NotFound
+from geo.policy.roles import Viewer
 from layers import departments, quality
-from layers import features as F
-from layers.ingest import STAGES, IngestError, ingest
+from layers.catalogue import get_layer
+from layers.declaration import LAYER_ID
+from layers.ingest import STAGES, ingest
 from layers.quality import KIND_ZH
-from layers.spec import LAYER_ID
 
 router = APIRouter(tags=["departmental ingest 部门数据入库"])
 Format = Annotated[str | None, Query(alias="f", description="json (default) or html")]
@@ -76,10 +76,19 @@ def _safe_name(name: str | None) -> str:
 
 
 def _run(
-    engine: Engine, path: Path, layer_id: str, dept: str, crs: str | None, name: str, who: Viewer
+    engine: Engine,
+    path: Path,
+    layer_id: str,
+    dept: str,
+    crs: str | None,
+    name: str,
+    who: Viewer,
+    metric_srid: int,
 ):
     with engine.begin() as conn:
-        return ingest(conn, path, layer_id, dept, crs, file_name=name, viewer=who)
+        return ingest(
+            conn, path, layer_id, dept, crs, file_name=name, viewer=who, metric_srid=metric_srid
+        )
 
 
 @router.post(
@@ -93,20 +102,19 @@ async def ingest_upload(
     request: Request, layer_id: str, who: Viewer = Depends(require_role("admin"))
 ):
     if not LAYER_ID.fullmatch(layer_id):
-        raise Problem(400, f"'{layer_id}' is not a layer id: lower-case letters, digits and _")
+        raise BadRequest(f"'{layer_id}' is not a layer id: lower-case letters, digits and _")
     # malformed multipart is starlette's 400; a body over the limit is api.limits' 413
     form = await request.form(max_files=1, max_fields=10)
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise Problem(
-                400,
+            raise BadRequest(
                 "send multipart/form-data with a 'file' part (the departmental file), "
                 "'dept' and optionally 'crs'",
             )
         dept = form.get("dept")
         if not isinstance(dept, str) or not dept.strip():
-            raise Problem(400, "say which department hands the file over: form field 'dept'")
+            raise BadRequest("say which department hands the file over: form field 'dept'")
         crs = form.get("crs")
         crs = crs.strip() if isinstance(crs, str) and crs.strip() else None
         original = Path((upload.filename or "upload").replace("\\", "/")).name
@@ -114,19 +122,17 @@ async def ingest_upload(
             path = Path(folder) / _safe_name(upload.filename)
             with path.open("wb") as out:
                 await run_in_threadpool(shutil.copyfileobj, upload.file, out, 1 << 20)
-            try:
-                report = await run_in_threadpool(
-                    _run,
-                    request.app.state.engine,
-                    path,
-                    layer_id,
-                    dept.strip(),
-                    crs,
-                    original,
-                    who,
-                )
-            except IngestError as exc:
-                raise Problem(400, str(exc), title="File not ingested") from exc
+            report = await run_in_threadpool(
+                _run,
+                request.app.state.engine,
+                path,
+                layer_id,
+                dept.strip(),
+                crs,
+                original,
+                who,
+                request.app.state.settings.spatial.metric_srid,
+            )
     finally:
         await form.close()
     location = str(request.url_for("ingest_report", report_id=str(report.id)))
@@ -138,9 +144,9 @@ def _visible(conn: Connection, layer_id: str, who: Viewer) -> bool:
     if who.role == "admin":
         return True
     try:
-        F.get_layer(conn, layer_id, who)
+        get_layer(conn, layer_id, who)
         return True
-    except F.NotFound:
+    except NotFound:
         return False
 
 
@@ -148,15 +154,15 @@ def _visible(conn: Connection, layer_id: str, who: Viewer) -> bool:
 def layer_reports(
     request: Request,
     layer_id: str,
+    conn: DbConnection,
+    who: Caller,
     f: Format = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    conn: Connection = Depends(connection),
-    who: Viewer = Depends(viewer),
 ):
     html = wants_html(request, f)
     known = layer_id in {s.id for s in departments.declared()}
     if not _visible(conn, layer_id, who) or not (known or quality.for_layer(conn, layer_id, 1)):
-        raise Problem(404, f"no departmental layer '{layer_id}' that you may see")
+        raise NotFound(f"no departmental layer '{layer_id}' that you may see")
     reports = quality.for_layer(conn, layer_id, limit)
     root = str(request.base_url).rstrip("/")
     for r in reports:
@@ -174,14 +180,14 @@ def layer_reports(
 def ingest_report(
     request: Request,
     report_id: int,
+    conn: DbConnection,
+    who: Caller,
     f: Format = None,
-    conn: Connection = Depends(connection),
-    who: Viewer = Depends(viewer),
 ):
     html = wants_html(request, f)
     report = quality.get(conn, report_id)
     if report is None or not _visible(conn, report["layer_id"], who):
-        raise Problem(404, f"no ingest report {report_id} that you may see")
+        raise NotFound(f"no ingest report {report_id} that you may see")
     if html:
         located = {
             "type": "FeatureCollection",

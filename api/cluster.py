@@ -1,4 +1,6 @@
-"""The private PostgreSQL + PostGIS cluster under ``.onemap/``.
+"""The private PostgreSQL + PostGIS cluster under ``.onemap/``: tooling the command line drives
+(pg_ctl, initdb, apt), not domain code. The domain only reads the state file it writes
+(geo.database.cluster_url).
 
 Why a private cluster: the demo and the tests must run on a fresh machine with no database service
 configured, and must never touch a database someone else owns. We start the system's own PostgreSQL
@@ -22,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from geo.database import CLUSTER_SUPERUSER as SUPERUSER
+from geo.database import cluster_url
 from geo.settings import DatabaseSettings
-
-SUPERUSER = "onemap"
+from geo.sql import BadIdentifier, ident
 
 #: Settings for a single-machine GIS workload; the tile path notes in PERFORMANCE.md explain the
 #: parallel-query and JIT lines (worker start-up costs more than a tile query).
@@ -186,15 +189,11 @@ class Cluster:
         return self.password_file.read_text().strip()
 
     def url(self, database: str | None = None) -> str:
-        """SQLAlchemy URL over the Unix socket (fastest), falling back to loopback TCP if asked."""
-        port = self.port
-        if port is None:
-            raise ClusterError("the private cluster has not been created yet: run `onemap db up`")
-        db = database or self.settings.name
-        return (
-            f"postgresql+psycopg://{SUPERUSER}:{quote(self.password(), safe='')}@/{db}"
-            f"?host={quote(str(self.run_dir), safe='')}&port={port}"
-        )
+        """SQLAlchemy URL over the Unix socket (fastest)."""
+        try:
+            return cluster_url(self.settings, database)
+        except Exception as exc:
+            raise ClusterError(str(exc)) from exc
 
     def tcp_url(self, database: str | None = None) -> str:
         db = database or self.settings.name
@@ -353,12 +352,13 @@ class Cluster:
 
     def ensure_database(self, name: str) -> None:
         """Create database ``name`` with PostGIS unless it exists."""
-        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{_ident(name)}'"):
-            self.psql(f'CREATE DATABASE "{_ident(name)}"')
+        quoted = _ident(name)  # "name": a plain identifier, so also a safe string literal inside
+        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{quoted[1:-1]}'"):
+            self.psql(f"CREATE DATABASE {quoted}")
         self.psql("CREATE EXTENSION IF NOT EXISTS postgis", database=name)
 
     def drop_database(self, name: str) -> None:
-        self.psql(f'DROP DATABASE IF EXISTS "{_ident(name)}" WITH (FORCE)')
+        self.psql(f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
 
     def down(self, echo=print) -> ClusterStatus:
         """Stop the cluster and wait until no process of it is left. Harmless when stopped."""
@@ -420,6 +420,7 @@ def _alive(pid: int) -> bool:
 
 def _ident(name: str) -> str:
     """Database names come from settings, not users; still, refuse anything but plain names."""
-    if not name.replace("_", "").isalnum():
-        raise ClusterError(f"database name {name!r} must be letters, digits and underscores")
-    return name
+    try:
+        return ident(name)
+    except BadIdentifier as exc:
+        raise ClusterError(str(exc)) from exc

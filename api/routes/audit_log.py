@@ -11,8 +11,8 @@ from fastapi.responses import Response
 
 from api.deps import require_role
 from api.html import render, wants_html
-from geo import audit
-from geo.access import Viewer
+from geo.policy import audit
+from geo.policy.roles import Viewer
 
 router = APIRouter(tags=["audit"])
 

@@ -15,12 +15,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geo.access import ROLES, Viewer
+from geo.errors import BadRequest
+from geo.policy.roles import ROLES, Viewer
 
 TOKEN_PREFIX = "om_"
 
 
-class UserError(ValueError):
+class UserError(BadRequest):
     """A user or token operation that cannot be done as asked."""
 
 

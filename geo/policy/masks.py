@@ -1,5 +1,10 @@
 """Personal data: the display masks of DOMAIN.md and the keyed hash used to join on identity.
 
+These are the Python twins of the SQL functions ``onemap_mask_*`` (migration 0002) that the
+features path applies inside PostgreSQL; tests/test_policy.py checks that both give the same text
+on a corpus of names, phones and identity numbers. Which field is masked, for whom, is the read
+plan's business (geo.policy.plan), declared with each layer.
+
 Masks are for display to roles that may not see the value (mobile 138****1234; identity number
 first 6 + last 4; name first character). Datasets are joined on HMAC-SHA256 of the identity number
 under a secret key, never on the number itself (a plain hash of an 18-digit number with a
@@ -50,20 +55,5 @@ def mask_name(value: str | None) -> str | None:
 MASKS = {"phone": mask_phone, "id_number": mask_id_number, "name": mask_name}
 
 
-#: Personal fields of the base tables and how each is masked: one list for every read path
-#: (features, records, history, tiles, exports).
-PERSONAL_FIELDS: dict[str, dict[str, str]] = {
-    "residents": {"name": "name", "id_number": "id_number", "phone": "phone"},
-    "organisations": {"legal_person": "name", "contact_phone": "phone"},
-    "inspections": {"inspector": "name"},
-    "assets": {"contact_name": "name", "contact_phone": "phone"},
-}
-
-
 def mask_value(kind: str, value):
     return MASKS[kind](value) if isinstance(value, str) else value
-
-
-def mask_properties(properties: dict, personal: dict[str, str]) -> dict:
-    """A copy of ``properties`` with every personal field masked."""
-    return {k: (mask_value(personal[k], v) if k in personal else v) for k, v in properties.items()}

@@ -1,0 +1,181 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``), from one handler table.
+
+:func:`install` registers, once, in the app factory: the domain's :class:`~geo.errors.OnemapError`
+(its status, problem type and message), the framework's HTTP and validation errors, and a last
+guard (:class:`CrashGuard`) that turns any other exception into a 500 problem with a request id,
+logs its traceback (masked, by api.logs) and never shows a traceback or SQL to the caller. Routes
+raise; they do not catch.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from geo.errors import KINDS, OnemapError
+
+PROBLEM = "application/problem+json"
+REQUEST_ID = "X-Request-Id"
+TITLES = {cls.status: cls.title for cls in KINDS.values()} | {
+    405: "Method not allowed",
+    406: "Not acceptable",
+    500: "Internal server error",
+}
+log = logging.getLogger("onemap")
+
+
+def problem_type(kind: str) -> str:
+    """The problem type URI: a page of this service that says what the problem means."""
+    return f"/problems/{kind}"
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    instance: str | None = None,
+    request_id: str | None = None,
+    **extra: Any,
+) -> dict:
+    body = {
+        "type": problem_type(kind) if kind else "about:blank",
+        "title": title or TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extra)
+    return body
+
+
+def problem_response(status: int, detail: str, headers: dict | None = None, **kw: Any) -> Response:
+    return Response(
+        orjson.dumps(problem_body(status, detail, **kw)),
+        status_code=status,
+        media_type=PROBLEM,
+        headers=headers,
+    )
+
+
+def request_id(request: Request) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
+
+
+async def _domain(request: Request, exc: OnemapError) -> Response:
+    return problem_response(
+        exc.status,
+        exc.detail,
+        exc.headers,
+        kind=exc.kind,
+        title=exc.title,
+        instance=request.url.path,
+        request_id=request_id(request),
+        **exc.extra,
+    )
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return problem_response(
+        exc.status_code,
+        detail,
+        getattr(exc, "headers", None),
+        instance=request.url.path,
+        request_id=request_id(request),
+    )
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> Response:
+    errors = [
+        {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else {"where": "request", "problem": "invalid"}
+    status = 400 if any(e["where"].startswith(("query", "path", "header")) for e in errors) else 422
+    return problem_response(
+        status,
+        f"{first['where']}: {first['problem']}",
+        kind="bad_request" if status == 400 else "invalid",
+        instance=request.url.path,
+        request_id=request_id(request),
+        errors=errors,
+    )
+
+
+#: the handler table: exception type → handler, registered once by :func:`install`
+HANDLERS = {
+    OnemapError: _domain,
+    StarletteHTTPException: _http,
+    RequestValidationError: _validation,
+}
+
+
+class CrashGuard:
+    """The outermost ASGI layer: a request id for every request (header and problem body), and
+    for an exception nobody handled, a 500 problem+json, the traceback in the log, and nothing of
+    it to the caller. It does not re-raise, so no server prints the traceback again unmasked."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        started = False
+
+        async def send_with_id(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("request %s failed: %s %s", rid, scope.get("method"), scope.get("path"))
+            if started:
+                return  # the answer is under way: nothing honest can be added to it
+            body = orjson.dumps(
+                problem_body(
+                    500,
+                    "the service failed to answer this request; the failure is logged under "
+                    f"request id {rid}: quote it when you report the problem",
+                    kind="internal",
+                    instance=scope.get("path"),
+                    request_id=rid,
+                )
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", PROBLEM.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"x-request-id", rid.encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
+def install(app: FastAPI) -> None:
+    """Register the handler table (once, in the app factory)."""
+    for exc_type, handler in HANDLERS.items():
+        app.add_exception_handler(exc_type, handler)
