@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from api import logs, problems
 from api.html import STATIC
 from api.limits import BodyLimit
-from api.routes import audit_log, catalog, docs, health, ogc, records, uploads
+from api.routes import audit_log, catalog, docs, health, ogc, record_editing, uploads
 from geo.database import database_url
 from geo.database import engine as make_engine
 from geo.records.types import EditRules
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     logs.install()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for area in (docs, health, ogc, records, audit_log, catalog, uploads):
+    for area in (docs, health, ogc, record_editing, audit_log, catalog, uploads):
         app.include_router(area.router)
     app.add_middleware(BodyLimit, limits=settings.limits)
     app.add_middleware(problems.CrashGuard)  # added last: the outermost of ours

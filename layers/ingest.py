@@ -41,7 +41,7 @@ from geo.crs import CGCS2000
 from geo.errors import IngestError
 from geo.policy import audit
 from geo.policy.roles import Viewer
-from layers import catalogue, departments, fields, matching, quality, readers, store, validation
+from layers import catalogue, departments, fields, matching, quality, readers, tables, validation
 from layers.catalogue import Layer
 from layers.coordinates import SourceCrs, check_units, decide, to_storage
 from layers.declaration import check_identifier
@@ -240,17 +240,17 @@ def ingest(
         kept = validation.promote(kept, geometry_type)
 
     with clock.stage("load"):
-        store.lock(conn, spec.id)
-        owner = store.catalogue_owner(conn, spec.id)
+        tables.lock(conn, spec.id)
+        owner = tables.catalogue_owner(conn, spec.id)
         if owner is not None and owner != spec.table:
             raise IngestError(
                 f"layer id '{spec.id}' is already the catalogue's name for table {owner}: "
                 "a departmental layer cannot replace it"
             )
-        replaced = store.count(conn, spec.id)
-        table = store.create_new(conn, spec, geometry_type)
+        replaced = tables.count(conn, spec.id)
+        table = tables.create_new(conn, spec, geometry_type)
         values = {k: [v[i] for i in keep] for k, v in mapped.values.items()}
-        store.copy_rows(
+        tables.copy_rows(
             conn,
             table,
             spec,
@@ -259,7 +259,7 @@ def ingest(
             kept,
             (lambda done, total: progress("load", done, total)) if progress else None,
         )
-        store.index_new(conn, spec)
+        tables.index_new(conn, spec)
 
     warnings: list[tuple[int, str | None, str]] = [(r, f, why) for r, f, why in mapped.warnings]
     with clock.stage("match"):
@@ -282,7 +282,7 @@ def ingest(
             warnings.extend((row, spec.ingest.address_field, why) for row, why in far)
 
     with clock.stage("publish"):
-        store.swap(conn, spec.id)
+        tables.swap(conn, spec.id)
         catalogue.register(conn, replace(spec, source_crs=source_crs.label))
         catalogue.refresh(conn, spec.id)
 
@@ -359,7 +359,7 @@ def drop_layer(conn: Connection, layer_id: str, viewer: Viewer = OPERATOR) -> bo
     """Remove a departmental layer (table and catalogue entry; its reports are kept), audited.
 
     True if there was a table to drop."""
-    dropped = store.drop(conn, check_identifier(layer_id))
+    dropped = tables.drop(conn, check_identifier(layer_id))
     if dropped:
         audit.record(conn, viewer, "drop", "layer", layer_id)
     return dropped

@@ -13,7 +13,7 @@ from layers.ingest import drop_layer, ingest
 SHELTERS = (
     Path(__file__).resolve().parents[1]
     / "fixtures"
-    / "departments"
+    / "department_files"
     / "emergency_shelters_gcj02.csv"
 )
 KEYS = {

@@ -35,8 +35,8 @@ from layers.declaration import Field, departmental_layer
 from layers.ingest import drop_layer, ingest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHELTERS = ROOT / "fixtures" / "departments" / "emergency_shelters_gcj02.csv"
-PARCELS = ROOT / "fixtures" / "departments" / "landuse_nrb_dltb_4549.zip"
+SHELTERS = ROOT / "fixtures" / "department_files" / "emergency_shelters_gcj02.csv"
+PARCELS = ROOT / "fixtures" / "department_files" / "landuse_nrb_dltb_4549.zip"
 DEPT = "测试局 (test bureau)"
 POINTS = departmental_layer(
     id="ingest_points",
@@ -513,7 +513,7 @@ def test_a_corrupt_file_changes_nothing(engine, truth, tmp_path, kind):
 
 
 def test_the_emergency_bureaus_shelters_land_within_a_metre_of_the_truth(engine):
-    from fixtures.departments.make_files import shelters
+    from fixtures.department_files.make_files import shelters
 
     truth_rows = shelters()
     with SHELTERS.open(encoding="utf-8-sig") as handle:
@@ -547,7 +547,7 @@ def test_the_emergency_bureaus_shelters_land_within_a_metre_of_the_truth(engine)
 
 
 def test_the_land_use_parcels_repair_their_bow_ties_and_reject_the_outsider(engine):
-    from fixtures.departments.make_files import BOWTIES, OUTSIDE, parcels
+    from fixtures.department_files.make_files import BOWTIES, OUTSIDE, parcels
 
     source = parcels()
     with engine.begin() as conn:

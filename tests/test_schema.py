@@ -177,3 +177,19 @@ def test_every_geometry_has_a_gist_index(engine):
         "hazards",
         "assets",
     }
+
+
+def test_the_access_migration_gives_upgraded_databases_the_declared_rules():
+    """0005 froze the base layers' rules: an upgraded catalogue must equal a new one's."""
+    import importlib
+
+    from geo.policy.access import LayerAccess
+    from layers.catalogue import BASE_LAYERS
+
+    migration = importlib.import_module("geo.migrations.versions.0005_catalogue_access_rules")
+    for layer in BASE_LAYERS:
+        carried = {
+            "personal": dict(layer.access.personal),
+            "internal": sorted(layer.access.internal),
+        } | migration.BASE_RULES.get(layer.id, {})
+        assert LayerAccess.from_json(carried) == layer.access, layer.id

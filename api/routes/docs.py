@@ -1,9 +1,13 @@
-"""Interactive API documentation served with the app's own Swagger UI (no CDN on an intranet)."""
+"""Documentation: the interactive API documentation, served with the app's own Swagger UI (no CDN
+on an intranet), and a page for each problem type the service answers with."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
+
+from api.html import render, wants_html
+from geo.errors import KINDS, NotFound
 
 router = APIRouter(include_in_schema=False)
 
@@ -18,3 +22,21 @@ def swagger(request: Request):
         swagger_css_url=f"{root}/static/vendor/swagger-ui/swagger-ui.css",
         swagger_favicon_url=f"{root}/static/vendor/swagger-ui/favicon-32x32.png",
     )
+
+
+@router.get("/problems/{kind}")
+def problem_type(kind: str, request: Request, f: str | None = None):
+    """What a problem type means (the ``type`` of every problem+json answer points here)."""
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise NotFound(f"no problem type '{kind}': the types are {', '.join(sorted(KINDS))}")
+    body = {
+        "type": f"/problems/{kind}",
+        "status": cls.status,
+        "title": cls.title,
+        "title_zh": cls.title_zh,
+        "description": (cls.__doc__ or cls.title).strip(),
+    }
+    if wants_html(request, f):
+        return render("problem.html", request, problem=body, status=200)
+    return body

@@ -18,6 +18,7 @@ from api.deps import Caller, DbConnection
 from api.html import render, wants_html
 from geo.errors import BadRequest
 from geo.policy import audit
+from geo.settings import STORAGE_SRID
 from layers import features as F
 from layers.catalogue import OPENING_ZH, SHARING_ZH, Layer, get_layer, list_layers
 
@@ -148,7 +149,7 @@ def _collection(request: Request, layer: Layer, temporal: list | None = None) ->
         "description": f"{layer.title_en}. {layer.description or ''}".strip(),
         "itemType": "feature",
         "crs": list(F.OUTPUT_CRS),
-        "storageCrs": F.EPSG_URI.format(4490),
+        "storageCrs": F.EPSG_URI.format(STORAGE_SRID),
         "links": [
             {
                 "rel": "self",

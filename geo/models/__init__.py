@@ -1,12 +1,12 @@
 """The schema as GeoAlchemy2 models; Alembic migrations in ``geo/migrations`` create it."""
 
-from geo.models.areas import AdminArea, Grid
-from geo.models.assets import Asset, AssetStatusChange
 from geo.models.base import Base
 from geo.models.baselayers import LandUseParcel, Park, Road, WaterBody
+from geo.models.divisions import AdminArea, Grid
+from geo.models.editing import RecordReview, RecordVersion, SyncReceipt
 from geo.models.facts import Facility, House, Organisation, Resident
-from geo.models.records import RecordReview, RecordVersion, SyncReceipt
-from geo.models.safety import Hazard, Inspection, Sensor, SensorReading
+from geo.models.hazards import Hazard, Inspection, Sensor, SensorReading
+from geo.models.idle_assets import Asset, AssetStatusChange
 from geo.models.standards import Address, Building
 from geo.models.system import ApiToken, AuditEntry, CatalogueEntry, User, UserGrid
 from geo.policy.access import LayerAccess
