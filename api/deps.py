@@ -4,11 +4,13 @@ the app was built with (settings, edit rules)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.engine import Connection, Engine
 
+from api.html import wants_html
 from geo.errors import Forbidden, Unauthorised
 from geo.policy.roles import ANONYMOUS, Viewer
 from geo.policy.users import viewer_for_token
@@ -79,3 +81,24 @@ def require_role(*roles: str) -> Callable[..., Viewer]:
         raise Forbidden(f"your role '{who.role}' may not do this; it needs {' or '.join(roles)}")
 
     return check
+
+
+#: ``f=json|html``: which rendering the caller wants (a browser gets HTML without asking)
+Format = Annotated[str | None, Query(alias="f", description="json (default) or html")]
+
+
+@dataclass
+class Reading:
+    """A read: the request, its connection, the caller, and whether they want a page."""
+
+    request: Request
+    conn: Connection
+    who: Viewer
+    html: bool
+
+
+def reading(request: Request, conn: DbConnection, who: Caller, f: Format = None) -> Reading:
+    return Reading(request, conn, who, wants_html(request, f))
+
+
+Read = Annotated[Reading, Depends(reading)]

@@ -17,6 +17,7 @@ import re
 import threading
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import geopandas
@@ -29,6 +30,7 @@ import shapely
 from sqlalchemy import text
 
 from geo.errors import IngestError
+from geo.policy.access import LayerAccess
 from layers import departments
 from layers.catalogue import Ingest
 from layers.declaration import Field, departmental_layer
@@ -55,15 +57,18 @@ POINTS = departmental_layer(
     sharing_level="unconditional",
     opening_level="open",
 )
-AREAS = departmental_layer(
+#: polygons, declared as a variant of the points: one required name, matched to grids
+AREAS = replace(
+    POINTS,
     id="ingest_areas",
+    table="layers.ingest_areas",
     title_zh="测试面",
     title_en="Test areas",
-    department=DEPT,
     description="Polygons for the ingest tests.",
+    sharing_level="conditional",
     ingest=Ingest(match=("grid",)),
     fields=(Field("name", ("名称", "name"), required=True),),
-    opening_level="open",
+    access=LayerAccess(),
 )
 TO_METRIC = pyproj.Transformer.from_crs(4490, 4549, always_xy=True)
 N = 25

@@ -46,24 +46,19 @@ def inside_point(engine, grid):
     return lon, lat
 
 
+def shape_at(geometry_type: str, lon: float, lat: float, d: float = 0.00003) -> dict:
+    """A point, or a small square (counter-clockwise) centred on it, as GeoJSON."""
+    if geometry_type == "Point":
+        return {"type": "Point", "coordinates": [lon, lat]}
+    ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d]]
+    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+
 def new_feature(engine, rtype, grid):
     """A valid new record of the type inside the grid."""
     n = next(_serial)
     lon, lat = inside_point(engine, grid)
-    point = {"type": "Point", "coordinates": [lon, lat]}
-    d = 0.00003
-    square = {
-        "type": "Polygon",
-        "coordinates": [
-            [
-                [lon - d, lat - d],
-                [lon + d, lat - d],
-                [lon + d, lat + d],
-                [lon - d, lat + d],
-                [lon - d, lat - d],
-            ]
-        ],
-    }
+    point, square = shape_at("Point", lon, lat), shape_at("Polygon", lon, lat)
     building = _one(
         engine, "SELECT id FROM buildings WHERE grid_code = :g ORDER BY id LIMIT 1", g=grid
     )
@@ -251,24 +246,7 @@ def test_authorisation_matrix(client, engine, tokens, grids):
 @pytest.mark.parametrize("rtype", ["addresses", "buildings", "organisations", "facilities"])
 def test_worker_a_cannot_move_a_record_out_of_their_grid(client, engine, tokens, grids, rtype):
     rid = record_in(engine, rtype, grids["A"])
-    lon, lat = inside_point(engine, grids["B"])
-    d = 0.00003
-    geometry = (
-        {"type": "Point", "coordinates": [lon, lat]}
-        if TYPES[rtype].geometry == "Point"
-        else {
-            "type": "Polygon",
-            "coordinates": [
-                [
-                    [lon - d, lat - d],
-                    [lon + d, lat - d],
-                    [lon + d, lat + d],
-                    [lon - d, lat + d],
-                    [lon - d, lat - d],
-                ]
-            ],
-        }
-    )
+    geometry = shape_at(TYPES[rtype].geometry, *inside_point(engine, grids["B"]))
     before = snapshot(engine, (rtype,))
     response = client.patch(
         f"/records/{rtype}/{rid}",

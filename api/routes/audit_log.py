@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import require_role
+from api.deps import Format, require_role
 from api.html import render, wants_html
 from geo.policy import audit
 from geo.policy.roles import Viewer
@@ -20,21 +19,14 @@ router = APIRouter(tags=["audit"])
 @router.get("/audit", summary="Every write and every unmasked personal read (administrators only)")
 def audit_log(
     request: Request,
+    which: Annotated[audit.AuditQuery, Depends()],
     who: Viewer = Depends(require_role("admin")),
-    actor: str | None = None,
-    action: str | None = None,
-    target_type: str | None = None,
-    target_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-    f: Annotated[str | None, Query()] = None,
+    f: Format = None,
 ):
     with request.app.state.engine.connect() as conn:
-        entries, total = audit.query(
-            conn, actor, action, target_type, target_id, since, until, limit, offset
-        )
+        entries, total = audit.query(conn, which, limit, offset)
     if wants_html(request, f):
         return render("audit.html", request, entries=entries, total=total)
     return Response(

@@ -10,20 +10,17 @@ catalogue, ``layers.departments`` adds the declared Chinese field titles.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from api.deps import Caller, DbConnection
-from api.html import render, wants_html
+from api.deps import Read
+from api.html import render
 from layers import departments
 from layers import features as F
 from layers.catalogue import OPENING_ZH, SHARING_ZH, Layer, list_layers
 
 router = APIRouter(tags=["catalogue 资源目录"])
-Format = Annotated[str | None, Query(alias="f", description="json (default) or html")]
 FREQUENCY_ZH = {
     "daily": "每日",
     "weekly": "每周",
@@ -89,15 +86,14 @@ def _entry(root: str, layer: Layer, columns: tuple[str, ...]) -> dict:
 
 
 @router.get("/catalog", summary="The layer catalogue (一张表): every layer you may know of")
-def catalog(request: Request, conn: DbConnection, who: Caller, f: Format = None):
-    html = wants_html(request, f)
-    root = str(request.base_url).rstrip("/")
+def catalog(r: Read):
+    root = str(r.request.base_url).rstrip("/")
     entries = []
-    for layer in list_layers(conn, who):
-        plan = layer.plan(who)
-        entries.append(_entry(root, F.as_seen_by(conn, layer, plan), plan.columns))
-    if html:
-        return render("catalog.html", request, entries=entries)
+    for layer in list_layers(r.conn, r.who):
+        plan = layer.plan(r.who)
+        entries.append(_entry(root, F.as_seen_by(r.conn, layer, plan), plan.columns))
+    if r.html:
+        return render("catalog.html", r.request, entries=entries)
     body = {
         "title": "资源目录 Layer catalogue",
         "numberOfLayers": len(entries),

@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import Caller, DbConnection
+from api.deps import Format, Read
 from api.html import render, wants_html
 from geo.errors import BadRequest
 from geo.policy import audit
@@ -47,13 +47,44 @@ CONFORMANCE = [
 ]
 
 PURPOSE = "Why you need personal data unmasked; the read is written to the audit log"
-Format = Annotated[str | None, Query(alias="f", description="json (default) or html")]
 
 
 def _url(request: Request, path: str = "", **params) -> str:
     base = str(request.base_url).rstrip("/") + path
     params = {k: v for k, v in params.items() if v is not None}
     return base + ("?" + urlencode(params) if params else "")
+
+
+def _link(request: Request, rel: str, type_: str, title: str, path: str, **params) -> dict:
+    return {"rel": rel, "type": type_, "title": title, "href": _url(request, path, **params)}
+
+
+JSON = "application/json"
+HTML = "text/html"
+#: the landing page's links: rel, media type, title, path, f
+LANDING_LINKS = (
+    ("self", JSON, "本页 This document", "/", "json"),
+    ("alternate", HTML, "网页 This page as HTML", "/", "html"),
+    (
+        "service-desc",
+        "application/vnd.oai.openapi+json;version=3.0",
+        "接口定义 OpenAPI definition",
+        "/openapi.json",
+        None,
+    ),
+    ("service-doc", HTML, "接口文档 API documentation", "/docs", None),
+    ("conformance", JSON, "符合的标准 Conformance", "/conformance", "json"),
+    ("data", JSON, "图层 Collections", "/collections", "json"),
+    (
+        "http://www.opengis.net/def/rel/ogc/1.0/data",
+        JSON,
+        "图层 Collections",
+        "/collections",
+        "json",
+    ),
+    ("describedby", JSON, "资源目录 Layer catalogue", "/catalog", "json"),
+    ("status", JSON, "运行状态 Health", "/health", None),
+)
 
 
 def _json(body, status: int = 200, media_type: str = "application/json") -> Response:
@@ -70,60 +101,8 @@ def landing(request: Request, f: Format = None):
         "description": "城市一张图空间服务：标准地址、网格、建筑、四实数据、自然资源底图、城市体检、存量资产与城市安全。"
         " The one map of a city district, served as OGC API – Features.",
         "links": [
-            {
-                "rel": "self",
-                "type": "application/json",
-                "title": "本页 This document",
-                "href": _url(request, "/", f="json"),
-            },
-            {
-                "rel": "alternate",
-                "type": "text/html",
-                "title": "网页 This page as HTML",
-                "href": _url(request, "/", f="html"),
-            },
-            {
-                "rel": "service-desc",
-                "type": "application/vnd.oai.openapi+json;version=3.0",
-                "title": "接口定义 OpenAPI definition",
-                "href": _url(request, "/openapi.json"),
-            },
-            {
-                "rel": "service-doc",
-                "type": "text/html",
-                "title": "接口文档 API documentation",
-                "href": _url(request, "/docs"),
-            },
-            {
-                "rel": "conformance",
-                "type": "application/json",
-                "title": "符合的标准 Conformance",
-                "href": _url(request, "/conformance", f="json"),
-            },
-            {
-                "rel": "data",
-                "type": "application/json",
-                "title": "图层 Collections",
-                "href": _url(request, "/collections", f="json"),
-            },
-            {
-                "rel": "http://www.opengis.net/def/rel/ogc/1.0/data",
-                "type": "application/json",
-                "title": "图层 Collections",
-                "href": _url(request, "/collections", f="json"),
-            },
-            {
-                "rel": "describedby",
-                "type": "application/json",
-                "title": "资源目录 Layer catalogue",
-                "href": _url(request, "/catalog", f="json"),
-            },
-            {
-                "rel": "status",
-                "type": "application/json",
-                "title": "运行状态 Health",
-                "href": _url(request, "/health"),
-            },
+            _link(request, rel, type_, title, path, f=f_)
+            for rel, type_, title, path, f_ in LANDING_LINKS
         ],
     }
     if wants_html(request, f):
@@ -151,36 +130,18 @@ def _collection(request: Request, layer: Layer, temporal: list | None = None) ->
         "crs": list(F.OUTPUT_CRS),
         "storageCrs": F.EPSG_URI.format(STORAGE_SRID),
         "links": [
-            {
-                "rel": "self",
-                "type": "application/json",
-                "title": layer.title_zh,
-                "href": _url(request, path, f="json"),
-            },
-            {
-                "rel": "alternate",
-                "type": "text/html",
-                "title": "网页 HTML",
-                "href": _url(request, path, f="html"),
-            },
-            {
-                "rel": "items",
-                "type": GEOJSON,
-                "title": "要素 Features",
-                "href": _url(request, path + "/items", f="json"),
-            },
-            {
-                "rel": "items",
-                "type": "text/html",
-                "title": "要素 Features (HTML)",
-                "href": _url(request, path + "/items", f="html"),
-            },
-            {
-                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-                "type": "application/schema+json",
-                "title": "可查询字段 Queryables",
-                "href": _url(request, path + "/queryables", f="json"),
-            },
+            _link(request, "self", JSON, layer.title_zh, path, f="json"),
+            _link(request, "alternate", HTML, "网页 HTML", path, f="html"),
+            _link(request, "items", GEOJSON, "要素 Features", path + "/items", f="json"),
+            _link(request, "items", HTML, "要素 Features (HTML)", path + "/items", f="html"),
+            _link(
+                request,
+                "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "application/schema+json",
+                "可查询字段 Queryables",
+                path + "/queryables",
+                f="json",
+            ),
         ],
         "x-title-en": layer.title_en,
         "x-department": layer.department,
@@ -200,65 +161,42 @@ def _collection(request: Request, layer: Layer, temporal: list | None = None) ->
 
 
 @router.get("/collections", summary="Every layer you may read, with extent and count")
-def collections(
-    request: Request,
-    conn: DbConnection,
-    who: Caller,
-    f: Format = None,
-):
-    layers = [F.as_seen_by(conn, layer, layer.plan(who)) for layer in list_layers(conn, who)]
+def collections(r: Read):
+    layers = [
+        F.as_seen_by(r.conn, layer, layer.plan(r.who)) for layer in list_layers(r.conn, r.who)
+    ]
     body = {
-        "collections": [_collection(request, layer) for layer in layers],
+        "collections": [_collection(r.request, layer) for layer in layers],
         "links": [
-            {
-                "rel": "self",
-                "type": "application/json",
-                "href": _url(request, "/collections", f="json"),
-            },
-            {
-                "rel": "alternate",
-                "type": "text/html",
-                "href": _url(request, "/collections", f="html"),
-            },
+            _link(r.request, "self", JSON, "图层 Collections", "/collections", f="json"),
+            _link(r.request, "alternate", HTML, "网页 HTML", "/collections", f="html"),
         ],
     }
-    if wants_html(request, f):
-        return render("collections.html", request, collections=body["collections"])
+    if r.html:
+        return render("collections.html", r.request, collections=body["collections"])
     return _json(body)
 
 
 @router.get("/collections/{collection_id}", summary="One layer: extent, CRSs, links")
-def collection(
-    request: Request,
-    conn: DbConnection,
-    collection_id: str,
-    who: Caller,
-    f: Format = None,
-):
-    layer = get_layer(conn, collection_id, who)
-    layer = F.as_seen_by(conn, layer, layer.plan(who))
-    body = _collection(request, layer, F.time_extent(conn, layer))
-    if wants_html(request, f):
-        return render("collection.html", request, c=body)
+def collection(collection_id: str, r: Read):
+    layer = get_layer(r.conn, collection_id, r.who)
+    layer = F.as_seen_by(r.conn, layer, layer.plan(r.who))
+    body = _collection(r.request, layer, F.time_extent(r.conn, layer))
+    if r.html:
+        return render("collection.html", r.request, c=body)
     return _json(body)
 
 
 @router.get(
     "/collections/{collection_id}/queryables", summary="Properties you may filter on (JSON Schema)"
 )
-def queryables(
-    request: Request,
-    conn: DbConnection,
-    collection_id: str,
-    who: Caller,
-    f: Format = None,
-):
-    layer = get_layer(conn, collection_id, who)
-    body = F.queryables(layer, layer.plan(who))
-    body["$id"] = _url(request, f"/collections/{collection_id}/queryables")
-    if wants_html(request, f):
+def queryables(collection_id: str, r: Read):
+    layer = get_layer(r.conn, collection_id, r.who)
+    body = F.queryables(layer, layer.plan(r.who))
+    body["$id"] = _url(r.request, f"/collections/{collection_id}/queryables")
+    if r.html:
         first = next((k for k, v in body["properties"].items() if v.get("type") == "string"), "id")
-        return render("queryables.html", request, schema=body, example=f"{first} LIKE '%溧水%'")
+        return render("queryables.html", r.request, schema=body, example=f"{first} LIKE '%溧水%'")
     return _json(body, media_type="application/schema+json")
 
 
@@ -392,15 +330,8 @@ def _crs_header(q: F.ItemQuery) -> dict[str, str]:
     response_class=Response,
     responses={200: {"content": {GEOJSON: {}}}},
 )
-def items(
-    request: Request,
-    conn: DbConnection,
-    collection_id: str,
-    who: Caller,
-    params: ItemParams = Depends(),
-    f: Format = None,
-):
-    html = wants_html(request, f)
+def items(collection_id: str, r: Read, params: ItemParams = Depends()):
+    request, conn, who, html = r.request, r.conn, r.who, r.html
     layer = get_layer(conn, collection_id, who)
     q = params.query
     plan = layer.plan(who, params.purpose)
@@ -411,42 +342,34 @@ def items(
         audit.record(conn, who, "read_personal", layer.id, None, plan.purpose, detail)
     path = f"/collections/{collection_id}/items"
     keep = {k: v for k, v in params.raw.items() if v is not None and k not in ("offset",)}
+    here = q.offset or None
     links = [
-        {
-            "rel": "self",
-            "type": GEOJSON,
-            "href": _url(request, path, **keep, offset=q.offset or None, f="json"),
-        },
-        {
-            "rel": "alternate",
-            "type": "text/html",
-            "href": _url(request, path, **keep, offset=q.offset or None, f="html"),
-        },
-        {
-            "rel": "collection",
-            "type": "application/json",
-            "href": _url(request, f"/collections/{collection_id}", f="json"),
-        },
+        _link(request, "self", GEOJSON, "本页 this page", path, **keep, offset=here, f="json"),
+        _link(request, "alternate", HTML, "网页 HTML", path, **keep, offset=here, f="html"),
+        _link(
+            request, "collection", JSON, layer.title_zh, f"/collections/{collection_id}", f="json"
+        ),
     ]
     if page.has_next:
+        after = q.offset + q.limit
         links.append(
-            {
-                "rel": "next",
-                "type": GEOJSON,
-                "title": "下一页 next page",
-                "href": _url(request, path, **keep, offset=q.offset + q.limit, f="json"),
-            }
+            _link(
+                request, "next", GEOJSON, "下一页 next page", path, **keep, offset=after, f="json"
+            )
         )
     if q.offset > 0:
+        before = max(0, q.offset - q.limit) or None
         links.append(
-            {
-                "rel": "prev",
-                "type": GEOJSON,
-                "title": "上一页 previous page",
-                "href": _url(
-                    request, path, **keep, offset=max(0, q.offset - q.limit) or None, f="json"
-                ),
-            }
+            _link(
+                request,
+                "prev",
+                GEOJSON,
+                "上一页 previous page",
+                path,
+                **keep,
+                offset=before,
+                f="json",
+            )
         )
     tail = {
         "numberMatched": page.number_matched,
@@ -478,16 +401,13 @@ def items(
     responses={200: {"content": {GEOJSON: {}}}},
 )
 def item(
-    request: Request,
-    conn: DbConnection,
     collection_id: str,
     feature_id: str,
-    who: Caller,
-    f: Format = None,
+    r: Read,
     crs: Annotated[str | None, Query(description="Output CRS URI")] = None,
     purpose: Annotated[str | None, Query(max_length=500, description=PURPOSE)] = None,
 ):
-    html = wants_html(request, f)
+    request, conn, who, html = r.request, r.conn, r.who, r.html
     layer = get_layer(conn, collection_id, who)
     q = F.ItemQuery(crs=F.parse_crs_uri(crs) if crs else F.CRS84)
     plan = layer.plan(who, purpose)
@@ -497,13 +417,11 @@ def item(
         audit.record(conn, who, "read_personal", layer.id, feature_id, plan.purpose, detail)
     path = f"/collections/{collection_id}/items/{feature_id}"
     links = [
-        {"rel": "self", "type": GEOJSON, "href": _url(request, path, f="json")},
-        {"rel": "alternate", "type": "text/html", "href": _url(request, path, f="html")},
-        {
-            "rel": "collection",
-            "type": "application/json",
-            "href": _url(request, f"/collections/{collection_id}", f="json"),
-        },
+        _link(request, "self", GEOJSON, "本要素 this feature", path, f="json"),
+        _link(request, "alternate", HTML, "网页 HTML", path, f="html"),
+        _link(
+            request, "collection", JSON, layer.title_zh, f"/collections/{collection_id}", f="json"
+        ),
     ]
     body = feature[:-1] + b',"links":' + orjson.dumps(links) + b"}"
     if html:

@@ -12,7 +12,7 @@ import re
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -22,7 +22,7 @@ from geo.policy.roles import Viewer
 from geo.records import TYPES, record_type, store, sync
 from geo.records import edits as record_edits
 from geo.records import history as record_history
-from geo.records.types import EditRules, check_crs
+from geo.records.types import Change, EditRules, check_crs
 
 router = APIRouter(prefix="/records", tags=["四标四实 records"])
 GEOJSON = "application/geo+json"
@@ -154,23 +154,57 @@ def _answer(
     )
 
 
-def _write(
-    request: Request,
-    who: Viewer,
-    rules: EditRules,
-    rtype_name: str,
-    action: str,
-    record_id: int | None,
-    if_match: int | None,
-    props,
-    geometry,
-) -> Response:
-    rtype = record_type(rtype_name)
+def _write(request: Request, who: Viewer, rules: EditRules, change: Change) -> Response:
     with request.app.state.engine.begin() as conn:
-        outcome = record_edits.submit(
-            conn, who, rtype, action, record_id, if_match, props, geometry, rules
-        )
-    return _answer(request, who, rtype_name, outcome, created=action == "create")
+        outcome = record_edits.submit(conn, who, change, rules)
+    return _answer(request, who, change.rtype.name, outcome, created=change.action == "create")
+
+
+class Target:
+    """The record an edit aims at (its type and id), who aims it, and the version they read."""
+
+    def __init__(
+        self,
+        request: Request,
+        rtype_name: RecordTypeName,
+        record_id: RecordId,
+        who: Caller,
+        rules: Rules,
+        if_match: IfMatch = None,
+    ):
+        self.request, self.who, self.rules = request, who, rules
+        self.rtype = record_type(rtype_name)
+        self.record_id = record_id
+        self.version = _if_match(if_match)
+
+    def change(self, action: str, properties=None, geometry=None) -> Change:
+        return Change(self.rtype, action, self.record_id, self.version, properties, geometry)
+
+
+Aimed = Annotated[Target, Depends()]
+
+
+class RecordReading:
+    """A read of records: their type, the caller (who must have the workspace: 401/403 before
+    anything about the purpose), and what the read plan lets the caller see."""
+
+    def __init__(
+        self, rtype_name: RecordTypeName, who: Caller, engine: DbEngine, purpose: Purpose = None
+    ):
+        self.rtype = record_type(rtype_name)
+        store.require_scope(who, write=False)
+        self.who, self.engine = who, engine
+        self.plan = self.rtype.plan(who, purpose)
+
+
+Reads = Annotated[RecordReading, Depends()]
+
+
+async def _write_body(target: Target, action: str, whole: bool) -> Response:
+    """An edit whose content is the request's GeoJSON body (database work off the event loop)."""
+    props, geometry = _feature_parts(await _body(target.request), whole=whole)
+    change = target.change(action, props, geometry)
+    return await run_in_threadpool(_write, target.request, target.who, target.rules, change)
 
 
 # --- the fixed paths first: sync and reviews ---------------------------------------------------
@@ -241,23 +275,17 @@ def record_types(request: Request):
 
 @router.get("/{rtype_name}", summary="Records you may read (your grids, or all)")
 def list_items(
-    rtype_name: RecordTypeName,
-    who: Caller,
-    engine: DbEngine,
+    r: Reads,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-    purpose: Purpose = None,
 ):
-    rtype = record_type(rtype_name)
-    store.require_scope(who, write=False)  # 401/403 before anything about the purpose
-    plan = rtype.plan(who, purpose)
-    with engine.begin() as conn:
-        records, total = store.list_records(conn, who, rtype, limit, offset, plan)
+    with r.engine.begin() as conn:
+        records, total = store.list_records(conn, r.who, r.rtype, limit, offset, r.plan)
     body = {
         "type": "FeatureCollection",
         "numberMatched": total,
         "numberReturned": len(records),
-        "features": [r.feature(plan) for r in records],
+        "features": [record.feature(r.plan) for record in records],
     }
     return Response(orjson.dumps(body), media_type=GEOJSON)
 
@@ -270,26 +298,16 @@ def list_items(
 )
 async def create(request: Request, rtype_name: RecordTypeName, who: Caller, rules: Rules):
     props, geometry = _feature_parts(await _body(request), whole=True)
-    return await run_in_threadpool(
-        _write, request, who, rules, rtype_name, "create", None, None, props, geometry
-    )
+    change = Change(record_type(rtype_name), "create", None, None, props, geometry)
+    return await run_in_threadpool(_write, request, who, rules, change)
 
 
 @router.get("/{rtype_name}/{record_id}", summary="One record, with its ETag")
-def get_item(
-    rtype_name: RecordTypeName,
-    record_id: RecordId,
-    who: Caller,
-    engine: DbEngine,
-    purpose: Purpose = None,
-):
-    rtype = record_type(rtype_name)
-    store.require_scope(who, write=False)  # 401/403 before anything about the purpose
-    plan = rtype.plan(who, purpose)
-    with engine.begin() as conn:
-        record = store.read(conn, who, rtype, record_id, plan)
+def get_item(record_id: RecordId, r: Reads):
+    with r.engine.begin() as conn:
+        record = store.read(conn, r.who, r.rtype, record_id, r.plan)
     return Response(
-        orjson.dumps(record.feature(plan)), media_type=GEOJSON, headers={"ETag": record.etag}
+        orjson.dumps(record.feature(r.plan)), media_type=GEOJSON, headers={"ETag": record.etag}
     )
 
 
@@ -298,19 +316,8 @@ def get_item(
     summary="Replace a record (If-Match required)",
     openapi_extra=_request_body(_FEATURE),
 )
-async def replace(
-    request: Request,
-    rtype_name: RecordTypeName,
-    record_id: RecordId,
-    who: Caller,
-    rules: Rules,
-    if_match: IfMatch = None,
-):
-    version = _if_match(if_match)
-    props, geometry = _feature_parts(await _body(request), whole=True)
-    return await run_in_threadpool(
-        _write, request, who, rules, rtype_name, "replace", record_id, version, props, geometry
-    )
+async def replace(target: Aimed):
+    return await _write_body(target, "replace", whole=True)
 
 
 @router.patch(
@@ -320,54 +327,26 @@ async def replace(
         _FEATURE, (GEOJSON, "application/json", "application/merge-patch+json")
     ),
 )
-async def update(
-    request: Request,
-    rtype_name: RecordTypeName,
-    record_id: RecordId,
-    who: Caller,
-    rules: Rules,
-    if_match: IfMatch = None,
-):
-    version = _if_match(if_match)
-    props, geometry = _feature_parts(await _body(request), whole=False)
-    return await run_in_threadpool(
-        _write, request, who, rules, rtype_name, "update", record_id, version, props, geometry
-    )
+async def update(target: Aimed):
+    return await _write_body(target, "update", whole=False)
 
 
 @router.delete(
     "/{rtype_name}/{record_id}", status_code=204, summary="Delete a record (If-Match required)"
 )
-def delete(
-    request: Request,
-    rtype_name: RecordTypeName,
-    record_id: RecordId,
-    who: Caller,
-    rules: Rules,
-    if_match: IfMatch = None,
-):
-    version = _if_match(if_match)
-    return _write(request, who, rules, rtype_name, "delete", record_id, version, None, None)
+def delete(target: Aimed):
+    return _write(target.request, target.who, target.rules, target.change("delete"))
 
 
 @router.get(
     "/{rtype_name}/{record_id}/history",
     summary="Every version of a record: who, when, what changed",
 )
-def history(
-    rtype_name: RecordTypeName,
-    record_id: RecordId,
-    who: Caller,
-    engine: DbEngine,
-    purpose: Purpose = None,
-):
-    rtype = record_type(rtype_name)
-    store.require_scope(who, write=False)  # 401/403 before anything about the purpose
-    plan = rtype.plan(who, purpose)
-    with engine.begin() as conn:
-        versions = record_history.versions(conn, who, rtype, record_id, plan)
+def history(record_id: RecordId, r: Reads):
+    with r.engine.begin() as conn:
+        versions = record_history.versions(conn, r.who, r.rtype, record_id, r.plan)
     return Response(
-        orjson.dumps({"type": rtype.name, "id": record_id, "versions": versions}),
+        orjson.dumps({"type": r.rtype.name, "id": record_id, "versions": versions}),
         media_type="application/json",
     )
 
@@ -376,18 +355,10 @@ def history(
     "/{rtype_name}/{record_id}/history/{version}/restore",
     summary="Restore a past version as a new version (If-Match required)",
 )
-def restore(
-    request: Request,
-    rtype_name: RecordTypeName,
-    record_id: RecordId,
-    version: Annotated[int, Path(ge=1, le=2**31)],
-    who: Caller,
-    rules: Rules,
-    engine: DbEngine,
-    if_match: IfMatch = None,
-):
-    rtype = record_type(rtype_name)
-    expected = _if_match(if_match)
+def restore(version: Annotated[int, Path(ge=1, le=2**31)], target: Aimed, engine: DbEngine):
+    t = target
     with engine.begin() as conn:
-        outcome = record_history.restore(conn, who, rtype, record_id, version, expected, rules)
-    return _answer(request, who, rtype_name, outcome)
+        outcome = record_history.restore(
+            conn, t.who, t.rtype, t.record_id, version, t.version, t.rules
+        )
+    return _answer(t.request, t.who, t.rtype.name, outcome)

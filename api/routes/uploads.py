@@ -24,8 +24,8 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection, Engine
 from starlette.datastructures import UploadFile
 
-from api.deps import Caller, DbConnection, require_role
-from api.html import render, wants_html
+from api.deps import Read, require_role
+from api.html import render
 from geo.errors import BadRequest, NotFound
 from geo.policy.roles import Viewer
 from layers import departments, quality
@@ -35,7 +35,6 @@ from layers.ingest import STAGES, ingest
 from layers.quality import KIND_ZH
 
 router = APIRouter(tags=["departmental ingest 部门数据入库"])
-Format = Annotated[str | None, Query(alias="f", description="json (default) or html")]
 
 _MULTIPART = {
     "requestBody": {
@@ -151,22 +150,15 @@ def _visible(conn: Connection, layer_id: str, who: Viewer) -> bool:
 
 
 @router.get("/layers/{layer_id}/reports", summary="A layer's ingest reports, newest first")
-def layer_reports(
-    request: Request,
-    layer_id: str,
-    conn: DbConnection,
-    who: Caller,
-    f: Format = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-):
-    html = wants_html(request, f)
+def layer_reports(layer_id: str, r: Read, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+    request, conn, who, html = r.request, r.conn, r.who, r.html
     known = layer_id in {s.id for s in departments.declared()}
     if not _visible(conn, layer_id, who) or not (known or quality.for_layer(conn, layer_id, 1)):
         raise NotFound(f"no departmental layer '{layer_id}' that you may see")
     reports = quality.for_layer(conn, layer_id, limit)
     root = str(request.base_url).rstrip("/")
-    for r in reports:
-        r["links"] = [{"rel": "self", "href": f"{root}/ingest/reports/{r['id']}"}]
+    for report in reports:
+        report["links"] = [{"rel": "self", "href": f"{root}/ingest/reports/{report['id']}"}]
     if html:
         return render("ingest_reports.html", request, layer_id=layer_id, reports=reports)
     return _json({"layer": layer_id, "reports": reports})
@@ -177,18 +169,11 @@ def layer_reports(
     name="ingest_report",
     summary="One ingest's quality report: counts, each repaired/rejected row and why",
 )
-def ingest_report(
-    request: Request,
-    report_id: int,
-    conn: DbConnection,
-    who: Caller,
-    f: Format = None,
-):
-    html = wants_html(request, f)
-    report = quality.get(conn, report_id)
-    if report is None or not _visible(conn, report["layer_id"], who):
+def ingest_report(report_id: int, r: Read):
+    report = quality.get(r.conn, report_id)
+    if report is None or not _visible(r.conn, report["layer_id"], r.who):
         raise NotFound(f"no ingest report {report_id} that you may see")
-    if html:
+    if r.html:
         located = {
             "type": "FeatureCollection",
             "features": [
@@ -205,7 +190,7 @@ def ingest_report(
         timings = [(k, report["timings"][k]) for k in (*STAGES, "total") if k in report["timings"]]
         return render(
             "ingest_report.html",
-            request,
+            r.request,
             report=report,
             kind_zh=KIND_ZH,
             located=located,

@@ -7,6 +7,7 @@ leaves no entry, and the database refuses to change or delete entries (append-on
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import text
@@ -41,32 +42,29 @@ def record(
     )
 
 
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which entries to list: each given field must match (``since``/``until`` bound the time)."""
+
+    actor: str | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
 def query(
-    conn: Connection,
-    actor: str | None = None,
-    action: str | None = None,
-    target_type: str | None = None,
-    target_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    conn: Connection, which: AuditQuery, limit: int = 100, offset: int = 0
 ) -> tuple[list[dict], int]:
     """Entries newest first, filtered; and how many match."""
     where = """(CAST(:actor AS text) IS NULL OR actor = :actor)
         AND (CAST(:action AS text) IS NULL OR action = :action)
-        AND (CAST(:type AS text) IS NULL OR target_type = :type)
-        AND (CAST(:tid AS text) IS NULL OR target_id = :tid)
+        AND (CAST(:target_type AS text) IS NULL OR target_type = :target_type)
+        AND (CAST(:target_id AS text) IS NULL OR target_id = :target_id)
         AND (CAST(:since AS timestamptz) IS NULL OR at >= :since)
         AND (CAST(:until AS timestamptz) IS NULL OR at <= :until)"""
-    params = {
-        "actor": actor,
-        "action": action,
-        "type": target_type,
-        "tid": target_id,
-        "since": since,
-        "until": until,
-    }
+    params = asdict(which)
     total = conn.execute(text(f"SELECT count(*) FROM audit_log WHERE {where}"), params).scalar_one()
     rows = conn.execute(
         text(f"""SELECT id, at, actor, role, action, target_type, target_id, purpose, detail, status

@@ -14,7 +14,7 @@ from geo.policy import audit
 from geo.policy.access import may_review
 from geo.policy.roles import Viewer
 from geo.records import store
-from geo.records.types import EditRules, RecordType, record_type
+from geo.records.types import Change, EditRules, RecordType, record_type
 
 
 @dataclass
@@ -28,25 +28,14 @@ def needs_review(viewer: Viewer, rtype: RecordType, rules: EditRules) -> bool:
     return viewer.role == "grid_worker" and rtype.name in rules.review_types
 
 
-def submit(
-    conn: Connection,
-    viewer: Viewer,
-    rtype: RecordType,
-    action: str,
-    record_id: int | None,
-    if_match: int | None,
-    properties: dict | None,
-    geometry: dict | None,
-    rules: EditRules,
-) -> Outcome:
-    """Apply the edit, or check it fully and hold it for review."""
-    args = (conn, viewer, rtype, action, record_id, if_match, properties, geometry)
-    if not needs_review(viewer, rtype, rules):
-        return Outcome("applied", store.apply(*args, rules=rules))
+def submit(conn: Connection, viewer: Viewer, change: Change, rules: EditRules) -> Outcome:
+    """Apply the change, or check it fully and hold it for review."""
+    if not needs_review(viewer, change.rtype, rules):
+        return Outcome("applied", store.apply(conn, viewer, change, rules))
     # a dry run inside a savepoint: the change must be valid now, and the reviewer sees a valid change
     dry = conn.begin_nested()
     try:
-        after = store.apply(*args, rules=rules)
+        after = store.apply(conn, viewer, change, rules)
     finally:
         dry.rollback()
     review_id = conn.execute(
@@ -54,11 +43,13 @@ def submit(
                                             submitted_by)
                 VALUES (:t, :id, :a, :v, CAST(:p AS jsonb), :g, :u) RETURNING id"""),
         {
-            "t": rtype.name,
-            "id": record_id,
-            "a": action,
-            "v": if_match,
-            "p": json.dumps({"properties": properties, "geometry": geometry}, ensure_ascii=False),
+            "t": change.rtype.name,
+            "id": change.record_id,
+            "a": change.action,
+            "v": change.if_match,
+            "p": json.dumps(
+                {"properties": change.properties, "geometry": change.geometry}, ensure_ascii=False
+            ),
             "g": after.properties.get("grid_code") if after else None,
             "u": viewer.username,
         },
@@ -67,9 +58,9 @@ def submit(
         conn,
         viewer,
         "submit_review",
-        rtype.name,
-        record_id,
-        detail={"review": review_id, "action": action},
+        change.rtype.name,
+        change.record_id,
+        detail={"review": review_id, "action": change.action},
     )
     return Outcome("pending", None, review_id)
 
@@ -130,18 +121,16 @@ def decide(
         payload = row["payload"]
         try:
             with conn.begin_nested():
-                after = store.apply(
-                    conn,
-                    reviewer,
+                change = Change(
                     record_type(row["record_type"]),
                     row["action"],
                     row["record_id"],
                     row["base_version"],
                     payload.get("properties"),
                     payload.get("geometry"),
-                    review_id=review_id,
-                    actor=submitter,
-                    rules=rules,
+                )
+                after = store.apply(
+                    conn, reviewer, change, rules, review_id=review_id, actor=submitter
                 )
         except OnemapError as exc:  # the record moved on, or the change no longer fits: close it
             note = f"could not be applied: {exc.detail}"

@@ -10,7 +10,7 @@ from geo.policy import audit
 from geo.policy.plan import ReadPlan
 from geo.policy.roles import Viewer
 from geo.records import edits, store
-from geo.records.types import EditRules, RecordType
+from geo.records.types import Change, EditRules, RecordType
 
 
 def versions(
@@ -83,4 +83,5 @@ def restore(
         raise NotFound(f"{rtype.name} {record_id} has no version {version} to restore")
     props = {k: v for k, v in row["properties"].items() if k in rtype.editable}
     geometry = row["geometry"] if rtype.geometry is not None else None
-    return edits.submit(conn, viewer, rtype, "restore", record_id, if_match, props, geometry, rules)
+    change = Change(rtype, "restore", record_id, if_match, props, geometry)
+    return edits.submit(conn, viewer, change, rules)

@@ -34,6 +34,7 @@ from geo.policy.plan import ReadPlan
 from geo.policy.roles import Viewer
 from geo.records.types import (
     REFERENCES,
+    Change,
     EditRules,
     RecordType,
     check_geometry,
@@ -46,7 +47,6 @@ from geo.sql import table as sql_table
 TOLERANCE_DEG = 1e-7  # about 1 cm
 #: a GeoJSON geometry parameter in the storage CRS
 GEOMETRY_PARAM = "ST_SetSRID(ST_GeomFromGeoJSON(:g), CAST(:srid AS integer))"
-SERVER_FIELDS = ("id", "version", "created_at", "updated_at", "grid_code", "id_hash")
 
 
 @dataclass
@@ -208,21 +208,23 @@ def list_records(
 def apply(
     conn: Connection,
     viewer: Viewer,
-    rtype: RecordType,
-    action: str,
-    record_id: int | None,
-    if_match: int | None,
-    properties: dict | None,
-    geometry: dict | None,
+    change: Change,
+    rules: EditRules,
     review_id: int | None = None,
     actor: Viewer | None = None,
-    rules: EditRules = EditRules(),
 ) -> Record | None:
     """Create, replace, update (partial), delete or restore one record; return its new state.
 
     Everything happens on ``conn``: the caller's transaction (or savepoint) commits or rolls back
     the change, its history row and its audit entry together.
     """
+    rtype, action, record_id, if_match = (
+        change.rtype,
+        change.action,
+        change.record_id,
+        change.if_match,
+    )
+    properties, geometry = change.properties, change.geometry
     scope = require_scope(viewer, write=True)
     own = sorted(viewer.grids)
     current: Record | None = None
@@ -358,23 +360,32 @@ def _derive(
                 f"the address lies in community {community}, but its area_code says "
                 f"{merged['area_code']}: codes must agree with where it lies",
             )
-        code = merged.get("code")
-        if "code" not in sent and (code is None or code[:12] != community):
-            merged["code"] = _allocate(conn, "addresses", community, 8)
-        elif not (code and len(code) == 20 and code.isdigit() and code[:12] == community):
-            raise Invalid(
-                f"address code {code} must be 20 digits beginning with its "
-                f"community's code {community}",
-            )
+        _nested_code(conn, rtype, merged, sent, community, 8, f"its community's code {community}")
     if rtype.name == "buildings":
-        code = merged.get("code")
-        if "code" not in sent and (code is None or code[:15] != grid):
-            merged["code"] = _allocate(conn, "buildings", grid, 4)
-        elif not (code and len(code) == 19 and code.isdigit() and code[:15] == grid):
-            raise Invalid(
-                f"building code {code} must be 19 digits beginning with the "
-                f"code of the grid it stands in ({grid})",
-            )
+        _nested_code(
+            conn, rtype, merged, sent, grid, 4, f"the code of the grid it stands in ({grid})"
+        )
+
+
+def _nested_code(
+    conn: Connection,
+    rtype: RecordType,
+    merged: dict,
+    sent: dict,
+    prefix: str,
+    digits: int,
+    prefix_is: str,
+) -> None:
+    """A standard code that extends the code of the area the record lies in: allocated when
+    left out (or when a moved record's old code names another area), else checked."""
+    code = merged.get("code")
+    length = len(prefix) + digits
+    if "code" not in sent and (code is None or not code.startswith(prefix)):
+        merged["code"] = _allocate(conn, rtype.name, prefix, digits)
+    elif not (code and len(code) == length and code.isdigit() and code.startswith(prefix)):
+        raise Invalid(
+            f"{rtype.name[:-1]} code {code} must be {length} digits beginning with {prefix_is}"
+        )
 
 
 def _allocate(conn: Connection, table: str, prefix: str, digits: int) -> str:

@@ -17,7 +17,7 @@ from geo.errors import Forbidden, Invalid, OnemapError, TooLarge
 from geo.policy.roles import Viewer
 from geo.records import edits
 from geo.records.store import StaleRecord
-from geo.records.types import EditRules, check_crs, record_type
+from geo.records.types import Change, EditRules, check_crs, record_type
 
 ACTIONS = ("create", "update", "replace", "delete")
 
@@ -124,18 +124,15 @@ def _apply(conn: Connection, viewer: Viewer, edit: Edit, rules: EditRules) -> di
     head = {"client_id": edit.client_id, "type": edit.type, "action": edit.action, "id": edit.id}
     savepoint = conn.begin_nested()
     try:
-        rtype = record_type(edit.type)
-        outcome = edits.submit(
-            conn,
-            viewer,
-            rtype,
+        change = Change(
+            record_type(edit.type),
             edit.action,
             edit.id,
             edit.base_version,
             edit.properties,
             edit.geometry,
-            rules,
         )
+        outcome = edits.submit(conn, viewer, change, rules)
     except StaleRecord as exc:
         savepoint.rollback()
         return (

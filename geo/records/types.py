@@ -26,6 +26,11 @@ from geo.policy.plan import ReadPlan, plan_read
 from geo.policy.roles import Viewer
 from geo.settings import DEMO_ID_HASH_KEY, Settings
 
+#: columns the server sets itself: keys, bookkeeping, the grid a record lies in, keyed hashes
+SERVER_SET = frozenset(
+    {"id", "version", "created_at", "updated_at", "grid_code", "id_hash", "geom"}
+)
+
 
 @dataclass(frozen=True)
 class EditRules:
@@ -46,18 +51,35 @@ class EditRules:
 
 
 @dataclass(frozen=True)
+class Change:
+    """One asked-for change to one record: the type, the action (create, replace, update,
+    delete, restore), which record, the version it was based on, and the new content."""
+
+    rtype: RecordType
+    action: str
+    record_id: int | None = None
+    if_match: int | None = None
+    properties: dict | None = None
+    geometry: dict | None = None
+
+
+@dataclass(frozen=True)
 class RecordType:
     name: str
     title_zh: str
     geometry: str | None  # the GeoJSON type the client sends; None when derived from a parent
     parent: str | None  # "house" or "building": where a derived geometry comes from
     required: tuple[str, ...]
-    editable: tuple[str, ...]
     code: str | None = None  # a standard code the server allocates when it is left out
 
     @property
     def table(self) -> Table:
         return Base.metadata.tables[self.name]
+
+    @property
+    def editable(self) -> tuple[str, ...]:
+        """The fields a client may send: the table's columns, less what the server sets."""
+        return tuple(c.name for c in self.table.columns if c.name not in SERVER_SET)
 
     def plan(self, viewer: Viewer, purpose: str | None = None) -> ReadPlan:
         """What ``viewer`` sees of these records: the same read plan, from the same declaration
@@ -69,37 +91,9 @@ class RecordType:
 TYPES: dict[str, RecordType] = {
     t.name: t
     for t in (
+        RecordType("addresses", "标准地址", "Point", None, ("full_name", "level"), code="code"),
         RecordType(
-            "addresses",
-            "标准地址",
-            "Point",
-            None,
-            ("full_name", "level"),
-            (
-                "code",
-                "full_name",
-                "aliases",
-                "area_code",
-                "road",
-                "estate",
-                "door_number",
-                "building_number",
-                "unit_number",
-                "room_number",
-                "level",
-                "is_dwelling",
-                "building_id",
-            ),
-            code="code",
-        ),
-        RecordType(
-            "buildings",
-            "标准建筑物",
-            "Polygon",
-            None,
-            ("floors", "height_m", "use"),
-            ("code", "name", "floors", "height_m", "use", "year_built", "estate"),
-            code="code",
+            "buildings", "标准建筑物", "Polygon", None, ("floors", "height_m", "use"), code="code"
         ),
         RecordType(
             "houses",
@@ -107,16 +101,6 @@ TYPES: dict[str, RecordType] = {
             None,
             "building",
             ("building_id", "room_number", "floor", "use", "tenure"),
-            (
-                "building_id",
-                "address_id",
-                "unit_number",
-                "room_number",
-                "floor",
-                "area_m2",
-                "use",
-                "tenure",
-            ),
         ),
         RecordType(
             "residents",
@@ -124,44 +108,9 @@ TYPES: dict[str, RecordType] = {
             None,
             "house",
             ("name", "id_number", "gender", "birth_date", "residence_type", "house_id"),
-            (
-                "name",
-                "id_number",
-                "phone",
-                "gender",
-                "birth_date",
-                "residence_type",
-                "relation",
-                "house_id",
-            ),
         ),
-        RecordType(
-            "organisations",
-            "实有单位",
-            "Point",
-            None,
-            ("name", "credit_code", "kind"),
-            (
-                "name",
-                "credit_code",
-                "kind",
-                "industry",
-                "employees",
-                "legal_person",
-                "contact_phone",
-                "is_key_unit",
-                "address_id",
-                "building_id",
-            ),
-        ),
-        RecordType(
-            "facilities",
-            "实有设施",
-            "Point",
-            None,
-            ("kind", "name"),
-            ("kind", "name", "capacity", "area_m2", "address_id"),
-        ),
+        RecordType("organisations", "实有单位", "Point", None, ("name", "credit_code", "kind")),
+        RecordType("facilities", "实有设施", "Point", None, ("kind", "name")),
     )
 }
 
@@ -197,7 +146,7 @@ def check_properties(rtype: RecordType, props: object, complete: bool) -> dict:
         raise Invalid("properties must be a JSON object")
     unknown = sorted(set(props) - set(rtype.editable))
     if unknown:
-        derived = {"id", "version", "created_at", "updated_at", "grid_code", "id_hash", "geom"}
+        derived = SERVER_SET
         why = "set by the server" if set(unknown) <= derived else f"not fields of {rtype.name}"
         raise Invalid(
             f"{', '.join(unknown)}: {why}; editable fields are {', '.join(rtype.editable)}",
