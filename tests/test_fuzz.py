@@ -19,19 +19,20 @@ def fuzz_app():
     from api.app import create_app
     from api.bootstrap import prepare_demo
     from geo.database import create_database, drop_database, engine
-    from geo.policy.users import create_user, issue_token
-    from tests.conftest import settings_for
+    from tests.conftest import People, settings_for
 
     url = url_for(f"{TEST_DB}_fuzz")
     create_database(url, replace=True)
     prepare_demo(url, scale="small")
-    with engine(url).begin() as conn:
+    with engine(url).connect() as conn:
         grid = conn.execute(
             text("SELECT code FROM grids ORDER BY households DESC LIMIT 1")
         ).scalar()
-        create_user(conn, "fuzz_worker", "grid_worker", grids=(grid,))
-        create_user(conn, "fuzz_admin", "admin")
-        tokens = [issue_token(conn, u).token for u in ("fuzz_worker", "fuzz_admin")]
+    people = People(engine(url))  # the shared cast, in this test's own database
+    tokens = [
+        people.token("fuzz_worker", "grid_worker", (grid,)),
+        people.token("fuzz_admin", "admin"),
+    ]
     app = create_app(settings_for(url))
     app.state.fuzz_tokens = tokens
     yield app
