@@ -8,10 +8,15 @@ limit; everything else takes ``ONEMAP_MAX_BODY_BYTES``.
 
 from __future__ import annotations
 
+import json
+import math
+
 import orjson
 
 from api.problems import PROBLEM, problem_body
+from geo.errors import BadRequest
 from geo.settings import LimitSettings
+from geo.text import first_problem
 
 UPLOAD_PREFIXES = ("/layers/",)
 
@@ -82,3 +87,42 @@ async def _refuse(send, status: int, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+#: how deep a JSON body may nest (a GeoJSON polygon needs 4 levels below its feature)
+MAX_JSON_DEPTH = 32
+
+
+def _no_constant(name: str):
+    raise BadRequest(f"the body holds {name}: JSON numbers must be finite")
+
+
+def parse_json(raw: bytes) -> object:
+    """A request body as JSON, refused (400) when it is not JSON, nests too deep, holds
+    non-finite numbers, or holds text no field may store (geo.text)."""
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    problem = first_problem(value, MAX_JSON_DEPTH)
+    if problem:
+        raise BadRequest(f"the body {problem}")
+    return _finite(value)
+
+
+def _finite(value):
+    """Refuse numbers JSON can spell but no field holds: 1e999 (inf) and integers past 2^63."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise BadRequest("the body holds a number too large to be finite")
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) >= 2**63:
+            raise BadRequest("the body holds a whole number too large for any field")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value

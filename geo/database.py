@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 
-from geo.errors import Unavailable
+from geo.errors import BadRequest, OnemapError, Unavailable
 from geo.settings import DatabaseSettings
 from geo.sql import ident
 
@@ -123,3 +124,44 @@ def drop_database(url: str) -> None:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     finally:
         admin.dispose()
+
+
+#: SQLSTATEs that mean "this request asked the impossible" (the caller's to fix), not a fault:
+#: data exceptions (class 22: division by zero, overflow, bad date), undefined functions or
+#: operators for the types given, indeterminate types, and geometry errors PostGIS reports as XX000
+CALLER_STATES = ("22", "42883", "42804", "42P18", "42725", "2201B", "XX000")
+CANCELLED = "57014"  # statement_timeout
+
+
+def refusal_for(exc: DBAPIError) -> OnemapError | None:
+    """The refusal a database error stands for, or None when it is a fault of ours (a 500)."""
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    diag = getattr(exc.orig, "diag", None)
+    reason = (getattr(diag, "message_primary", None) or "").strip()[:200]
+    if state == CANCELLED:
+        return Unavailable(
+            "the query took longer than this service allows: narrow it (a smaller bbox, a "
+            "filter, a smaller page) and try again"
+        )
+    if any(state.startswith(prefix) for prefix in CALLER_STATES):
+        return BadRequest(f"the database cannot evaluate this request: {reason or state}")
+    return None
+
+
+@contextmanager
+def refusing(conn: Connection | None = None) -> Iterator[None]:
+    """Turn the database's refusals of a caller's request into the caller's errors (400, 503)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        refusal = refusal_for(exc)
+        if refusal is None:
+            raise
+        raise refusal from exc
+
+
+def set_timeout(conn: Connection, milliseconds: int) -> None:
+    """Bound every statement of this transaction (``SET LOCAL``: it ends with the transaction)."""
+    conn.execute(
+        text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(milliseconds)}
+    )

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
+from geo.database import refusing
 from geo.errors import BadRequest, NotFound
 from geo.policy.plan import GRID_FIELD, ReadPlan
 from geo.settings import STORAGE_SRID
@@ -53,6 +54,8 @@ OUTPUT_CRS = {
     EPSG_URI.format(3857): (3857, False, 2),
 }
 MAX_LIMIT = 10_000
+#: far past any layer's end, and far below PostgreSQL's bigint (an offset is an integer at the edge)
+MAX_OFFSET = 10**12
 DEFAULT_LIMIT = 10
 SQL_TYPES = {"integer": BigInteger, "number": Float, "boolean": Boolean, "string": String}
 MASK_FUNCTIONS = {
@@ -169,6 +172,22 @@ def _visible_rows(layer: Layer, t, plan: ReadPlan) -> list[ColumnElement]:
     return clauses
 
 
+def kinds(layer: Layer) -> dict[str, str]:
+    """Each column's kind of value, for checking a filter's values before any SQL."""
+    out = {}
+    for c in layer.columns:
+        db_type = c.get("db_type") or ""
+        if c.get("geometry_type"):
+            out[c["name"]] = "geometry"
+        elif db_type == "date":
+            out[c["name"]] = "date"
+        elif db_type.startswith("timestamp"):
+            out[c["name"]] = "datetime"
+        else:
+            out[c["name"]] = c.get("type") or "string"
+    return out
+
+
 def _where(layer: Layer, t, q: ItemQuery, plan: ReadPlan) -> ColumnElement:
     geom_name = layer.geometry_field
     clauses: list[ColumnElement] = _visible_rows(layer, t, plan)
@@ -176,10 +195,16 @@ def _where(layer: Layer, t, q: ItemQuery, plan: ReadPlan) -> ColumnElement:
         if geom_name is None:
             raise BadRequest(f"collection '{layer.id}' has no geometry: bbox does not apply")
         clauses.append(func.ST_Intersects(t.c[geom_name], _envelope(q.bbox, q.bbox_crs)))
+    used = {name for name, _ in q.sortby}
     if q.filter:
         queryable = {name: t.c[name] for name in plan.columns}
         node = cql.parse(q.filter, q.filter_lang)
+        used |= cql.check(node, kinds(layer))
         clauses.append(cql.to_sql(node, queryable, forbidden=plan.masked))
+    if plan.raw_grids is not None and used & plan.raw:
+        # a personal field is filtered or sorted on only where the caller may read it raw: a
+        # match (or an order) elsewhere would tell them what they may not see
+        clauses.append(t.c[GRID_FIELD].in_(sorted(plan.raw_grids)))
     if q.datetime is not None:
         if not layer.time_field:
             raise BadRequest(f"collection '{layer.id}' has no time: datetime does not apply")
@@ -262,8 +287,8 @@ def query_items(conn: Connection, layer: Layer, q: ItemQuery, plan: ReadPlan) ->
     """One page of features as GeoJSON texts, with the total matched and whether more follow."""
     if not 1 <= q.limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
-    if q.offset < 0:
-        raise BadRequest("offset must be zero or more")
+    if not 0 <= q.offset <= MAX_OFFSET:
+        raise BadRequest(f"offset must be between 0 and {MAX_OFFSET:,}")
     t = _sql_table(layer)
     where = _where(layer, t, q, plan)
     stmt = (
@@ -273,13 +298,14 @@ def query_items(conn: Connection, layer: Layer, q: ItemQuery, plan: ReadPlan) ->
         .limit(q.limit + 1)
         .offset(q.offset)
     )
-    rows = [r[0].encode() for r in conn.execute(stmt)]
-    has_next = len(rows) > q.limit
-    rows = rows[: q.limit]
-    if q.offset == 0 and not has_next:
-        matched = len(rows)
-    else:
-        matched = conn.execute(select(func.count()).select_from(t).where(where)).scalar_one()
+    with refusing():
+        rows = [r[0].encode() for r in conn.execute(stmt)]
+        has_next = len(rows) > q.limit
+        rows = rows[: q.limit]
+        if q.offset == 0 and not has_next:
+            matched = len(rows)
+        else:
+            matched = conn.execute(select(func.count()).select_from(t).where(where)).scalar_one()
     return ItemPage(rows, int(matched), len(rows), has_next)
 
 
@@ -288,7 +314,8 @@ def get_item(conn: Connection, layer: Layer, fid: str, q: ItemQuery, plan: ReadP
         raise NotFound(f"no feature '{fid}' in '{layer.id}': feature ids are integers")
     t = _sql_table(layer)
     where = and_(t.c[layer.id_field] == int(fid), _where(layer, t, q, plan))
-    row = conn.execute(select(_feature_sql(layer, t, q, plan)).where(where)).first()
+    with refusing():
+        row = conn.execute(select(_feature_sql(layer, t, q, plan)).where(where)).first()
     if row is None:
         raise NotFound(f"no feature {fid} in '{layer.id}'")
     return row[0].encode()

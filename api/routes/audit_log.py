@@ -22,7 +22,7 @@ def audit_log(
     which: Annotated[audit.AuditQuery, Depends()],
     who: Viewer = Depends(require_role("admin")),
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**12)] = 0,
     f: Format = None,
 ):
     with request.app.state.engine.connect() as conn:

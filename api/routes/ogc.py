@@ -259,7 +259,7 @@ class ItemParams:
         limit: Annotated[
             int, Query(ge=1, le=F.MAX_LIMIT, description="Features per page")
         ] = F.DEFAULT_LIMIT,
-        offset: Annotated[int, Query(ge=0, description="Features to skip")] = 0,
+        offset: Annotated[int, Query(ge=0, le=F.MAX_OFFSET, description="Features to skip")] = 0,
         bbox: Annotated[
             str | None, Query(description="minx,miny,maxx,maxy in bbox-crs (default CRS84)")
         ] = None,

@@ -7,7 +7,6 @@ transaction back before the problem+json answer is written, so the database is a
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated
 
@@ -17,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import Caller, DbEngine, Rules
+from api.limits import parse_json
 from geo.errors import BadRequest, Invalid, OnemapError, PreconditionRequired, Unsupported
 from geo.policy.roles import Viewer
 from geo.records import TYPES, record_type, store, sync
@@ -98,11 +98,7 @@ async def _body(request: Request) -> object:
         raise Unsupported(
             f"send JSON (application/geo+json or application/json), not {kind or 'nothing'}"
         )
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    return parse_json(await request.body())
 
 
 def _feature_parts(body: object, whole: bool) -> tuple[dict | None, dict | None]:
@@ -277,7 +273,7 @@ def record_types(request: Request):
 def list_items(
     r: Reads,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**12)] = 0,
 ):
     with r.engine.begin() as conn:
         records, total = store.list_records(conn, r.who, r.rtype, limit, offset, r.plan)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
@@ -20,6 +21,8 @@ from geo.records.store import StaleRecord
 from geo.records.types import Change, EditRules, check_crs, record_type
 
 ACTIONS = ("create", "update", "replace", "delete")
+#: the largest record id and version an edit may name (ids are bigint, versions integer)
+MAX_ID, MAX_VERSION = 2**62, 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,12 @@ def parse(batch: object, limit: int) -> list[Edit]:
         seen.add(cid)
         if e.get("action") not in ACTIONS:
             raise Invalid(f"{where}: action must be one of {', '.join(ACTIONS)}")
-        for key in ("id", "base_version"):
-            if e.get(key) is not None and (isinstance(e[key], bool) or not isinstance(e[key], int)):
-                raise Invalid(f"{where}: {key} must be a whole number")
+        for key, top in (("id", MAX_ID), ("base_version", MAX_VERSION)):
+            value = e.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top
+            ):
+                raise Invalid(f"{where}: {key} must be a whole number from 1 to {top}")
         if (
             not isinstance(e.get("type"), str)
             or not 1 <= len(e["type"]) <= 32
@@ -107,6 +113,9 @@ def _one(engine: Engine, viewer: Viewer, user_id: int, edit: Edit, rules: EditRu
         if kept is not None:
             return kept | {"replayed": True}
         answer = _apply(conn, viewer, edit, rules)
+        # the answer is serialised here, inside the transaction: an answer that cannot be sent
+        # must not leave a receipt behind (every replay would fail the same way)
+        orjson.dumps(answer, default=str)
         conn.execute(
             text(
                 "INSERT INTO sync_receipts (user_id, client_id, result) VALUES (:u, :c, CAST(:r AS jsonb))"

@@ -20,7 +20,7 @@ from shapely.geometry import shape
 from sqlalchemy import Table
 
 from geo import codes
-from geo.errors import BadRequest, Invalid, NotFound
+from geo.errors import BadRequest, Invalid, NotFound, TooLarge
 from geo.models import Base, access_of
 from geo.policy.plan import ReadPlan, plan_read
 from geo.policy.roles import Viewer
@@ -114,6 +114,13 @@ TYPES: dict[str, RecordType] = {
     )
 }
 
+#: the names of CGCS2000 / WGS 84 longitude-latitude a GeoJSON ``crs`` member may give, exactly
+LONLAT_CRS = re.compile(
+    r"(EPSG:|urn:ogc:def:crs:EPSG::|https?://www\.opengis\.net/def/crs/EPSG/0/)(4490|4326)"
+    r"|(urn:ogc:def:crs:OGC:1\.3:|https?://www\.opengis\.net/def/crs/OGC/1\.3/)?CRS84"
+)
+#: the most vertices one record's geometry may have
+MAX_VERTICES = 10_000
 UNSAFE_TEXT = re.compile(r"['\"`;\\<>\x00-\x1f\x7f]|--|/\*|\*/")
 REFERENCES = {"building_id": "buildings", "house_id": "houses", "address_id": "addresses"}
 FORMATS = {  # field → (check, message)
@@ -242,9 +249,17 @@ def check_geometry(rtype: RecordType, geometry: object):
         raise Invalid(f"geometry must be a GeoJSON {rtype.geometry} with coordinates")
     if geometry["type"] != rtype.geometry:
         raise Invalid(f"{rtype.name} need a {rtype.geometry} geometry, not {geometry['type']}")
+    if not _well_formed(rtype.geometry, geometry["coordinates"]):
+        shape_of = {
+            "Point": "[longitude, latitude]",
+            "Polygon": "[[[lon, lat], [lon, lat], …]] (rings of positions)",
+        }[rtype.geometry]
+        raise Invalid(f"a {rtype.geometry}'s coordinates are {shape_of}")
     flat = _numbers(geometry["coordinates"])
     if flat is None or not flat:
         raise Invalid("coordinates must be numbers")
+    if len(flat) // 2 > MAX_VERTICES:
+        raise TooLarge(f"the geometry has more than {MAX_VERTICES:,} vertices: simplify it")
     xs, ys = flat[0::2], flat[1::2]
     if any(abs(x) > 180 for x in xs) or any(abs(y) > 90 for y in ys):
         raise Invalid(
@@ -266,6 +281,25 @@ def check_geometry(rtype: RecordType, geometry: object):
     if not geom.is_valid:
         raise Invalid(f"geometry is invalid: {shapely.is_valid_reason(geom)}")
     return geom
+
+
+def _position(value) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) in (2, 3)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _well_formed(geometry_type: str, coords) -> bool:
+    """The coordinates nest as the type says: a Point one position, a Polygon rings of them."""
+    if geometry_type == "Point":
+        return _position(coords)
+    return (
+        isinstance(coords, list)
+        and bool(coords)
+        and all(isinstance(ring, list) and all(_position(p) for p in ring) for ring in coords)
+    )
 
 
 def _numbers(coords) -> list[float] | None:
@@ -304,5 +338,7 @@ def check_crs(feature: dict) -> None:
             if isinstance(crs, dict)
             else str(crs)
         )
-        if not re.search(r"(4490|4326|CRS84)$", name):
-            raise BadRequest(f"coordinate system {name!r} is not accepted: send EPSG:4490 lon/lat")
+        if not LONLAT_CRS.fullmatch(name.strip()):
+            raise BadRequest(
+                f"coordinate system {name[:80]!r} is not accepted: send EPSG:4490 lon/lat"
+            )
