@@ -1,10 +1,13 @@
-"""Logs never carry personal data: mobile numbers and identity numbers are masked in every record
-the service's loggers write (access lines print query strings, and a filter may name a phone)."""
+"""Logs never carry personal data: mobile and identity numbers are masked in every line the
+service writes, at the formatter, after the line is put together, so that the message, its
+arguments and any traceback (SQL parameters included) are all covered, and uvicorn's access-line
+formatting is left intact."""
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 from urllib.parse import unquote_plus
 
 from geo.policy.masks import mask_id_number, mask_phone
@@ -12,7 +15,7 @@ from geo.policy.masks import mask_id_number, mask_phone
 # an 18-character identity number, or an 11-digit mobile number, not inside a longer run of digits
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
 PHONE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
-LOGGERS = ("uvicorn.access", "uvicorn.error", "uvicorn", "onemap")
+LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "onemap")
 
 
 def redact(text: str) -> str:
@@ -20,19 +23,33 @@ def redact(text: str) -> str:
     return PHONE.sub(lambda m: mask_phone(m.group()), text)
 
 
-class PersonalDataFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        decoded = unquote_plus(message)  # %27 before a number would hide it from the patterns
-        cleaned = redact(decoded)
-        if cleaned != decoded:
-            record.msg, record.args = cleaned, None
-        return True
+class MaskingFormatter(logging.Formatter):
+    """Formats as the formatter it wraps would, then masks the whole line."""
+
+    def __init__(self, inner: logging.Formatter | None = None):
+        super().__init__()
+        self.inner = inner or logging.Formatter("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = self.inner.format(record)
+        masked = redact(line)
+        if "%" in line:  # %27 before a number would hide it from the patterns: decode, then mask
+            decoded = unquote_plus(line)
+            if redact(decoded) != decoded:
+                return redact(decoded)
+        return masked
 
 
 def install() -> None:
-    """Attach the filter to the service's loggers (idempotent)."""
+    """Wrap the formatter of every handler of the service's loggers (idempotent); give the
+    ``onemap`` logger a masked handler of its own if nothing would print it."""
+    onemap = logging.getLogger("onemap")
+    if not onemap.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        onemap.addHandler(handler)
+        onemap.propagate = False
+        onemap.setLevel(logging.INFO)
     for name in LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, PersonalDataFilter) for f in logger.filters):
-            logger.addFilter(PersonalDataFilter())
+        for handler in logging.getLogger(name).handlers:
+            if not isinstance(handler.formatter, MaskingFormatter):
+                handler.setFormatter(MaskingFormatter(handler.formatter))

@@ -23,7 +23,7 @@ LAYER_ID = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 MAX_LAYER_ID = 40
 FIELD_TYPES = ("text", "integer", "number", "date")
 MATCHES = ("grid", "building", "address")
-MASK_KINDS = ("name", "phone", "id_number")
+MASK_KINDS = ("name", "phone", "id_number", "birth_date")
 #: columns ingest adds itself besides ``id`` and ``geom``: what matching finds
 MATCH_COLUMNS = (
     "grid_code",

@@ -62,6 +62,7 @@ MASK_FUNCTIONS = {
     "phone": "onemap_mask_phone",
     "id_number": "onemap_mask_id_number",
     "name": "onemap_mask_name",
+    "birth_date": "onemap_mask_birth_date",
 }
 
 
@@ -238,7 +239,8 @@ def _properties(layer: Layer, t, q: ItemQuery, plan: ReadPlan):
             if name not in plan.raw:
                 expr = hidden
             elif plan.raw_grids is not None:  # raw only in the caller's own grids
-                expr = case((t.c[GRID_FIELD].in_(sorted(plan.raw_grids)), expr), else_=hidden)
+                raw = cast(expr, Text)  # masks are texts (a masked date is its year)
+                expr = case((t.c[GRID_FIELD].in_(sorted(plan.raw_grids)), raw), else_=hidden)
         out.append((name, expr))
     return out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import create_engine, inspect, pool, text
 from sqlalchemy.exc import DBAPIError
@@ -179,17 +181,36 @@ def test_every_geometry_has_a_gist_index(engine):
     }
 
 
-def test_the_access_migration_gives_upgraded_databases_the_declared_rules():
-    """0005 froze the base layers' rules: an upgraded catalogue must equal a new one's."""
-    import importlib
+def test_the_access_migrations_give_upgraded_databases_the_declared_rules(scratch_url):
+    """0005 and 0006 wrote the base layers' rules into an existing catalogue: upgrading one
+    registered before them must give exactly the rules declared now."""
+    from sqlalchemy import create_engine, pool, text
 
+    from geo import migrate
     from geo.policy.access import LayerAccess
     from layers.catalogue import BASE_LAYERS
 
-    migration = importlib.import_module("geo.migrations.versions.0005_catalogue_access_rules")
+    migrate.upgrade(scratch_url, "0004")
+    eng = create_engine(scratch_url, poolclass=pool.NullPool)
+    with eng.begin() as conn:  # a catalogue as 0004 knew it: personal and internal lists only
+        for layer in BASE_LAYERS:
+            conn.execute(
+                text("""INSERT INTO layer_catalogue (id, table_name, title_zh, title_en, department,
+                        sharing_level, opening_level, personal_fields, internal_fields, fields)
+                        VALUES (:id, :id, 't', 't', 'd', 'unconditional', 'open', :p, :i,
+                        CAST(:f AS jsonb))"""),
+                {
+                    "id": layer.id,
+                    "p": list(layer.access.personal),
+                    "i": sorted(layer.access.internal),
+                    "f": json.dumps(
+                        [{"name": n, "personal": k} for n, k in layer.access.personal.items()]
+                    ),
+                },
+            )
+    migrate.upgrade(scratch_url)
+    with eng.connect() as conn:
+        stored = dict(conn.execute(text("SELECT id, access FROM layer_catalogue")).all())
+    eng.dispose()
     for layer in BASE_LAYERS:
-        carried = {
-            "personal": dict(layer.access.personal),
-            "internal": sorted(layer.access.internal),
-        } | migration.BASE_RULES.get(layer.id, {})
-        assert LayerAccess.from_json(carried) == layer.access, layer.id
+        assert LayerAccess.from_json(stored[layer.id]) == layer.access, layer.id

@@ -103,11 +103,18 @@ class Resident(Editable, Base):
     """
 
     __tablename__ = "residents"
-    #: names, identity numbers and phones: raw only to the grid worker of the household's grid
-    #: and to administrators, with a stated purpose
+    #: names, identity numbers, phones and birth dates: raw only to the grid worker of the
+    #: household's grid and to administrators, with a stated purpose; a grid worker sees the
+    #: residents of their own grids only (the same on /collections as on /records)
     __access__ = LayerAccess(
-        personal={"name": "name", "id_number": "id_number", "phone": "phone"},
+        personal={
+            "name": "name",
+            "id_number": "id_number",
+            "phone": "phone",
+            "birth_date": "birth_date",
+        },
         unmask={"grid_worker": OWN},
+        rows={"grid_worker": OWN},
     )
     __table_args__ = (
         code_check("id_number", codes.ID_NUMBER),

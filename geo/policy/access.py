@@ -16,7 +16,7 @@ from geo.policy.roles import ROLES, Viewer
 
 #: scopes: every row / the viewer's own grids only
 ALL, OWN = "all", "own"
-MASK_KINDS = ("name", "phone", "id_number")
+MASK_KINDS = ("name", "phone", "id_number", "birth_date")
 
 
 def _frozen(mapping: Mapping) -> Mapping:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import date
 
 
 def keyed_hash(value: str, key: str) -> str:
@@ -34,14 +35,21 @@ def mask_phone(value: str | None) -> str | None:
 
 
 def mask_id_number(value: str | None) -> str | None:
-    """110105********1234: region kept, birth date and sequence hidden."""
+    """320117************: the region kept; birth date, sequence (with the sex) and check hidden.
+
+    Not "first 6 + last 4": beside a served birth date those 4 leave nothing to guess, and the
+    last 4 carry the sex and the check character. See DOMAIN.md's masking rule."""
     if not value:
         return value
-    return (
-        value[:6] + "*" * max(0, len(value) - 10) + value[-4:]
-        if len(value) > 10
-        else "*" * len(value)
-    )
+    return value[:6] + "*" * (len(value) - 6) if len(value) > 6 else "*" * len(value)
+
+
+def mask_birth_date(value) -> str | None:
+    """1990: the year only (enough for age groups; the day would narrow an identity number)."""
+    if value is None or value == "":
+        return value
+    text = value.isoformat() if isinstance(value, date) else str(value)
+    return text[:4]
 
 
 def mask_name(value: str | None) -> str | None:
@@ -52,8 +60,15 @@ def mask_name(value: str | None) -> str | None:
 
 
 #: How each kind of personal field is masked; the catalogue names the kind of each field.
-MASKS = {"phone": mask_phone, "id_number": mask_id_number, "name": mask_name}
+MASKS = {
+    "phone": mask_phone,
+    "id_number": mask_id_number,
+    "name": mask_name,
+    "birth_date": mask_birth_date,
+}
 
 
 def mask_value(kind: str, value):
-    return MASKS[kind](value) if isinstance(value, str) else value
+    if isinstance(value, str) or (kind == "birth_date" and isinstance(value, date)):
+        return MASKS[kind](value)
+    return value

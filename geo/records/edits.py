@@ -29,15 +29,24 @@ def needs_review(viewer: Viewer, rtype: RecordType, rules: EditRules) -> bool:
 
 
 def submit(conn: Connection, viewer: Viewer, change: Change, rules: EditRules) -> Outcome:
-    """Apply the change, or check it fully and hold it for review."""
-    if not needs_review(viewer, change.rtype, rules):
-        return Outcome("applied", store.apply(conn, viewer, change, rules))
-    # a dry run inside a savepoint: the change must be valid now, and the reviewer sees a valid change
-    dry = conn.begin_nested()
+    """Apply the change, or check it fully and hold it for review.
+
+    A grid worker's change that collides with a record they cannot see on a personal field (an
+    identity number registered elsewhere) is held for review like any other: answering "conflict"
+    would tell them that such a person exists somewhere in the district."""
     try:
-        after = store.apply(conn, viewer, change, rules)
-    finally:
-        dry.rollback()
+        if not needs_review(viewer, change.rtype, rules):
+            return Outcome("applied", store.apply(conn, viewer, change, rules))
+        # a dry run in a savepoint: the change must be valid now; the reviewer sees a valid change
+        dry = conn.begin_nested()
+        try:
+            after = store.apply(conn, viewer, change, rules)
+        finally:
+            dry.rollback()
+    except store.PersonalConflict:
+        if viewer.role != "grid_worker":
+            raise
+        after = None
     review_id = conn.execute(
         text("""INSERT INTO record_reviews (record_type, record_id, action, base_version, payload, grid_code,
                                             submitted_by)

@@ -27,6 +27,7 @@ from geo.errors import (
     Stale,
     Unauthorised,
 )
+from geo.models import Base, access_of
 from geo.policy import audit
 from geo.policy.access import record_scope
 from geo.policy.masks import keyed_hash
@@ -45,6 +46,21 @@ from geo.sql import ident
 from geo.sql import table as sql_table
 
 TOLERANCE_DEG = 1e-7  # about 1 cm
+#: tables whose rows are records someone owns: a delete may not change them behind their backs
+REFERRING_RECORDS = frozenset(
+    {
+        "addresses",
+        "buildings",
+        "houses",
+        "residents",
+        "organisations",
+        "facilities",
+        "assets",
+        "hazards",
+        "inspections",
+        "sensors",
+    }
+)
 #: a GeoJSON geometry parameter in the storage CRS
 GEOMETRY_PARAM = "ST_SetSRID(ST_GeomFromGeoJSON(:g), CAST(:srid AS integer))"
 
@@ -279,7 +295,7 @@ def apply(
     else:
         merged = {k: props.get(k, _default(rtype, k)) for k in rtype.editable}
         geometry_json = json.dumps(geometry) if geom is not None else None
-    _check_references(conn, rtype, merged)
+    _check_references(conn, rtype, merged, current, own if scope == "own" else None)
     if rtype.parent is not None:
         geometry_json = _parent_position(conn, rtype, merged)
     grid = locate(conn, geometry_json, own)
@@ -317,15 +333,55 @@ def _default(rtype: RecordType, name: str):
     return None
 
 
-def _check_references(conn: Connection, rtype: RecordType, merged: dict) -> None:
+def _check_references(
+    conn: Connection,
+    rtype: RecordType,
+    merged: dict,
+    current: Record | None,
+    own: list[str] | None,
+) -> None:
+    """Each reference names an existing record; a grid worker may point a record only at records
+    in their own grids (a reference they set, not one an administrator set before them), and
+    learns nothing about a record outside them: it is "not in your grids", existing or not."""
     for field, table in REFERENCES.items():
         value = merged.get(field)
-        if field in rtype.editable and value is not None:
+        if field not in rtype.editable or value is None:
+            continue
+        unchanged = current is not None and current.properties.get(field) == value
+        if own is not None and not unchanged:
             found = conn.execute(
-                text(f"SELECT 1 FROM {sql_table(table)} WHERE id = :id"), {"id": value}
+                text(f"SELECT 1 FROM {sql_table(table)} WHERE id = :id AND grid_code = ANY(:own)"),
+                {"id": value, "own": own},
             ).first()
             if found is None:
-                raise Invalid(f"{field} {value}: there is no such {table[:-1]}")
+                raise Forbidden(
+                    f"{field} {value}: no {table[:-1]} of that id in your grids "
+                    f"({', '.join(own)}): a record may refer only to records in your grids"
+                )
+            continue
+        found = conn.execute(
+            text(f"SELECT 1 FROM {sql_table(table)} WHERE id = :id"), {"id": value}
+        ).first()
+        if found is None:
+            raise Invalid(f"{field} {value}: there is no such {table[:-1]}")
+
+
+def _referrers(conn: Connection, rtype: RecordType, record_id: int) -> dict[str, int]:
+    """How many records of each table refer to this one (foreign keys, from the models)."""
+    counts: dict[str, int] = {}
+    for table in Base.metadata.sorted_tables:
+        for fk in table.foreign_keys:
+            if fk.column.table.name != rtype.name or table.name not in REFERRING_RECORDS:
+                continue
+            n = conn.execute(
+                text(
+                    f"SELECT count(*) FROM {sql_table(table.name)} WHERE {ident(fk.parent.name)} = :id"
+                ),
+                {"id": record_id},
+            ).scalar_one()
+            if n:
+                counts[table.name] = counts.get(table.name, 0) + n
+    return counts
 
 
 def _parent_position(conn: Connection, rtype: RecordType, merged: dict) -> str:
@@ -439,7 +495,7 @@ def _write(
             sql = f"UPDATE {table} SET {sets}, geom = {geom_sql}, grid_code = :grid WHERE id = :id RETURNING id"
             return conn.execute(text(sql), params | {"id": current.id}).scalar_one()
     except DBAPIError as exc:
-        raise _refusal(exc) from exc
+        raise _refusal(exc, rtype) from exc
 
 
 def _count(conn: Connection, rtype: RecordType, delta: int) -> None:
@@ -451,13 +507,23 @@ def _count(conn: Connection, rtype: RecordType, delta: int) -> None:
 
 
 def _write_delete(conn: Connection, rtype: RecordType, current: Record) -> None:
+    """Delete, unless another record refers to this one: the database would clear or refuse
+    that reference, changing a record (maybe in another grid) without its owner or a history
+    row. The caller is told what to unlink first."""
+    referrers = _referrers(conn, rtype, current.id)
+    if referrers:
+        listed = ", ".join(f"{n} {table}" for table, n in sorted(referrers.items()))
+        raise Conflict(
+            f"{rtype.name[:-1]} {current.id} cannot be deleted while other records refer to it "
+            f"({listed}): point them elsewhere, or delete them, first"
+        )
     try:
         with conn.begin_nested():
             conn.execute(
                 text(f"DELETE FROM {sql_table(rtype.name)} WHERE id = :id"), {"id": current.id}
             )
     except DBAPIError as exc:
-        raise _refusal(exc) from exc
+        raise _refusal(exc, rtype) from exc
 
 
 def _sql_type(rtype: RecordType, column: str) -> str:
@@ -466,8 +532,20 @@ def _sql_type(rtype: RecordType, column: str) -> str:
     return rtype.table.c[column].type.compile(dialect=postgresql.dialect())
 
 
-def _refusal(exc: DBAPIError) -> OnemapError:
-    """A database refusal, in words a person can act on."""
+class PersonalConflict(Conflict):
+    """The record collides with another on a personal field (an identity number). Whether, and
+    where, such a record exists is itself personal data: the message says neither, and a grid
+    worker's change is held for a reviewer instead (geo.records.edits)."""
+
+    def __init__(self):
+        super().__init__(
+            "this person cannot be registered as given: a community reviewer will check the "
+            "identity number"
+        )
+
+
+def _refusal(exc: DBAPIError, rtype: RecordType) -> OnemapError:
+    """A database refusal, in words a person can act on (and no more than they may know)."""
     diag = getattr(exc.orig, "diag", None)
     constraint = getattr(diag, "constraint_name", None) or ""
     code = getattr(exc.orig, "sqlstate", None) or ""
@@ -475,6 +553,9 @@ def _refusal(exc: DBAPIError) -> OnemapError:
         return Conflict(
             f"other records still refer to this one ({constraint}): move or delete them first",
         )
+    personal = access_of(rtype.name).personal
+    if code == "23505" and any(f"_{field}_" in f"_{constraint}_" for field in personal):
+        return PersonalConflict()
     if code == "23505":
         return Conflict(f"a record with the same unique value exists already ({constraint})")
     if code.startswith("23"):
