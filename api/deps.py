@@ -11,6 +11,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.engine import Connection, Engine
 
 from api.html import wants_html
+from geo.database import transaction
 from geo.errors import Forbidden, Unauthorised
 from geo.policy.roles import ANONYMOUS, Viewer
 from geo.policy.users import viewer_for_token
@@ -19,9 +20,21 @@ from geo.settings import Settings
 
 
 def connection(request: Request) -> Iterator[Connection]:
-    """A pooled connection for the request, in a transaction committed at the end."""
-    with request.app.state.engine.begin() as conn:
+    """A pooled connection for the request, in a transaction committed at the end, its
+    statements bounded by the read budget (``ONEMAP_READ_TIMEOUT_MS``)."""
+    limits = request.app.state.settings.limits
+    with transaction(request.app.state.engine, limits.read_timeout_ms) as conn:
         yield conn
+
+
+def reading_transaction(request: Request):
+    """A read's transaction, for routes that open their own."""
+    return transaction(request.app.state.engine, request.app.state.settings.limits.read_timeout_ms)
+
+
+def writing_transaction(request: Request):
+    """An edit's transaction, bounded by the write budget."""
+    return transaction(request.app.state.engine, request.app.state.settings.limits.write_timeout_ms)
 
 
 #: The request's connection, released (and committed) when the route returns, before the response

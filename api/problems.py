@@ -17,8 +17,10 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geo.database import refusal_for
 from geo.errors import KINDS, OnemapError
 
 PROBLEM = "application/problem+json"
@@ -114,9 +116,29 @@ async def _validation(request: Request, exc: RequestValidationError) -> Response
     )
 
 
+async def _database(request: Request, exc: DBAPIError) -> Response:
+    """A database error: the caller's refusal when it is one (a bad value, a timeout), else ours."""
+    refusal = refusal_for(exc)
+    if refusal is not None:
+        return await _domain(request, refusal)
+    rid = request_id(request)
+    log.error("request %s failed: %s %s", rid, request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        500, crash_detail(rid), kind="internal", instance=request.url.path, request_id=rid
+    )
+
+
+def crash_detail(rid: str | None) -> str:
+    return (
+        "the service failed to answer this request; the failure is logged under request id "
+        f"{rid}: quote it when you report the problem"
+    )
+
+
 #: the handler table: exception type → handler, registered once by :func:`install`
 HANDLERS = {
     OnemapError: _domain,
+    DBAPIError: _database,
     StarletteHTTPException: _http,
     RequestValidationError: _validation,
 }
@@ -154,8 +176,7 @@ class CrashGuard:
             body = orjson.dumps(
                 problem_body(
                     500,
-                    "the service failed to answer this request; the failure is logged under "
-                    f"request id {rid}: quote it when you report the problem",
+                    crash_detail(rid),
                     kind="internal",
                     instance=scope.get("path"),
                     request_id=rid,

@@ -161,6 +161,15 @@ def refusing(conn: Connection | None = None) -> Iterator[None]:
         raise refusal from exc
 
 
+@contextmanager
+def transaction(engine_: Engine, timeout_ms: int | None = None) -> Iterator[Connection]:
+    """A transaction whose statements are bounded by ``timeout_ms`` (a request class's budget)."""
+    with engine_.begin() as conn:
+        if timeout_ms is not None:
+            set_timeout(conn, timeout_ms)
+        yield conn
+
+
 def set_timeout(conn: Connection, milliseconds: int) -> None:
     """Bound every statement of this transaction (``SET LOCAL``: it ends with the transaction)."""
     conn.execute(

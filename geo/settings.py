@@ -99,6 +99,17 @@ class LimitSettings(BaseSettings):
     max_sync_edits: int = Field(
         default=5_000, ge=1, description="Most edits one offline-sync batch may carry."
     )
+    read_timeout_ms: int = Field(
+        default=15_000, ge=1, description="statement_timeout of a read request's queries."
+    )
+    write_timeout_ms: int = Field(
+        default=30_000,
+        ge=1,
+        description="statement_timeout of an edit's (or a sync edit's) queries.",
+    )
+    ingest_timeout_ms: int = Field(
+        default=600_000, ge=1, description="statement_timeout of a departmental ingest."
+    )
 
 
 class ReviewSettings(BaseSettings):

@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-import shutil
+import sqlite3
 import tempfile
+import time
 import unicodedata
 import warnings
 import zipfile
@@ -38,8 +39,23 @@ LON_NAMES = ("经度", "lon", "lng", "long", "longitude", "东经", "x", "x坐�
 LAT_NAMES = ("纬度", "lat", "latitude", "北纬", "y", "y坐标", "纵坐标")
 ADDRESS_NAMES = ("地址", "详细地址", "标准地址", "门牌地址", "场所地址", "address", "addr")
 
-#: how much may be unpacked from a zip (a guard against zip bombs)
-MAX_UNZIPPED_BYTES = 4 * 1024**3
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much one file may ask of the service: what a zip may unpack to and hold, and how many
+    records a file may have. Bounds, not expectations: a district's largest layer is ~500,000."""
+
+    unzipped_bytes: int = 512 * 1024**2
+    zip_members: int = 64
+    rows: int = 2_000_000
+    sqlite_check_seconds: float = 5.0
+
+
+LIMITS = ReadLimits()
+#: the GDAL driver each verified format is read with; any other driver GDAL would pick is refused
+DRIVERS = {"GeoJSON": "GeoJSON", "GeoPackage": "GPKG", "Shapefile": "ESRI Shapefile"}
+SHP_MAGIC = b"\x00\x00\x27\x0a"
+SQLITE_MAGIC = b"SQLite format 3\x00"
 #: .dbf language driver ids of the Chinese code pages
 _LDID = {0x4D: "CP936", 0x7A: "CP936", 0x4E: "CP949", 0x4F: "CP950", 0x57: None}
 _CPG = {"936": "CP936", "65001": "UTF-8", "utf8": "UTF-8", "gb2312": "GB2312", "gbk": "GBK"}
@@ -75,36 +91,76 @@ class Source:
         return len(self.attributes)
 
 
-def read(path: Path, file_name: str | None = None, layer_hint: str | None = None) -> Source:
+def read(
+    path: Path,
+    file_name: str | None = None,
+    layer_hint: str | None = None,
+    limits: ReadLimits = LIMITS,
+) -> Source:
     """Read any accepted file; IngestError (naming the problem) when it cannot be read at all.
 
     ``file_name`` is the name the file came under (an upload's name; the format is chosen by its
     suffix, or by the file's first bytes when the suffix says nothing); ``layer_hint`` picks the
     layer of a multi-layer GeoPackage or the Shapefile of a zip holding several.
+
+    A file is read only as the format its own bytes show (a GDAL VRT, an XML file that would
+    make GDAL read other files, is not GeoJSON whatever its name says), only with that format's
+    GDAL driver, within ``limits``; an unreadable file's content is never echoed back.
     """
     path = Path(path)
     name = file_name or path.name
     if not path.is_file():
         raise IngestError(f"no file at {path}")
-    kind = FORMATS.get(Path(name).suffix.lower()) or _sniff(path)
+    if path.stat().st_size == 0:
+        raise IngestError(f"'{name}' is empty")
+    sniffed = _sniff(path)
+    kind = FORMATS.get(Path(name).suffix.lower()) or sniffed
     if kind is None:
         raise IngestError(
             f"cannot tell the format of '{name}': send GeoJSON (.geojson), a zipped Shapefile "
             "(.zip), a GeoPackage (.gpkg) or a CSV (.csv)"
         )
-    if path.stat().st_size == 0:
-        raise IngestError(f"'{name}' is empty")
+    _verify(path, name, kind, sniffed)
     if kind == "CSV":
         source = _read_csv(path, name)
     elif kind == "Shapefile (zip)":
-        source = _read_zip(path, name, layer_hint)
+        source = _read_zip(path, name, layer_hint, limits)
     elif kind == "Shapefile":
-        source = _read_shapefile(path, name)
+        source = _read_shapefile(path, name, limits)
     else:
-        source = _read_vector(path, name, kind, layer_hint)
+        source = _read_vector(path, name, kind, layer_hint, limits)
     if source.rows == 0:
         raise IngestError(f"'{name}' holds no records")
+    if source.rows > limits.rows:
+        raise IngestError(f"'{name}' holds more than {limits.rows:,} records: split it")
     return source
+
+
+def _verify(path: Path, name: str, kind: str, sniffed: str | None) -> None:
+    """The file's bytes must be the format its name claims (or, nameless, was sniffed as)."""
+    expected = {
+        "GeoJSON": "GeoJSON",
+        "GeoPackage": "GeoPackage",
+        "Shapefile (zip)": "Shapefile (zip)",
+    }.get(kind)
+    if kind == "Shapefile":
+        with path.open("rb") as handle:
+            if handle.read(4) != SHP_MAGIC:
+                raise IngestError(f"'{name}' is not a Shapefile (its bytes are not a .shp)")
+    elif kind == "CSV":
+        if sniffed in ("Shapefile (zip)", "GeoPackage") or _looks_like_markup(path):
+            raise IngestError(f"'{name}' is not a CSV text file")
+    elif expected is not None and sniffed != expected:
+        raise IngestError(
+            f"'{name}' is not {kind}: its content is of another kind. Send the file in the "
+            "format its name says"
+        )
+
+
+def _looks_like_markup(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(512).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<")
 
 
 def _sniff(path: Path) -> str | None:
@@ -122,18 +178,26 @@ def _sniff(path: Path) -> str | None:
 # --- GDAL formats -------------------------------------------------------------------------------
 
 
-def _gdal_read(path: Path, name: str, kind: str, **kwargs) -> pd.DataFrame:
+def _gdal_read(path: Path, name: str, kind: str, limits: ReadLimits, **kwargs) -> pd.DataFrame:
+    """Read with GDAL, only through the verified format's driver and within the row limit."""
+    unreadable = f"cannot read '{name}' as {kind}: the file is damaged or not valid {kind}"
+    try:
+        driver = pyogrio.read_info(path, **kwargs).get("driver")
+    except Exception as exc:  # GDAL's messages may quote the file: none is passed on
+        raise IngestError(unreadable) from exc
+    if driver != DRIVERS[kind]:
+        raise IngestError(f"'{name}' is not {kind}: refused")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pyogrio.read_dataframe(path, force_2d=True, on_invalid="ignore", **kwargs)
-    except Exception as exc:  # GDAL's errors are many; all mean "cannot read this file"
-        raise IngestError(f"cannot read '{name}' as {kind}: {_gdal_message(exc)}") from exc
-
-
-def _gdal_message(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+            frame = pyogrio.read_dataframe(
+                path, force_2d=True, on_invalid="ignore", max_features=limits.rows + 1, **kwargs
+            )
+    except Exception as exc:
+        raise IngestError(unreadable) from exc
+    if len(frame) > limits.rows:
+        raise IngestError(f"'{name}' holds more than {limits.rows:,} records: split it")
+    return frame
 
 
 def _split(frame, name: str, kind: str) -> tuple[pd.DataFrame, np.ndarray, object]:
@@ -146,11 +210,15 @@ def _split(frame, name: str, kind: str) -> tuple[pd.DataFrame, np.ndarray, objec
     return attrs, geoms, frame.crs
 
 
-def _read_vector(path: Path, name: str, kind: str, layer_hint: str | None) -> Source:
+def _read_vector(
+    path: Path, name: str, kind: str, layer_hint: str | None, limits: ReadLimits
+) -> Source:
     layer = None
     if kind == "GeoPackage":
+        _check_sqlite(path, name, limits)
         layer = _pick_gpkg_layer(path, name, layer_hint)
-    frame = _gdal_read(path, name, kind, layer=layer) if layer else _gdal_read(path, name, kind)
+    kwargs = {"layer": layer} if layer else {}
+    frame = _gdal_read(path, name, kind, limits, **kwargs)
     attrs, geoms, crs = _split(frame, name, kind)
     found_in = "GeoPackage" if kind == "GeoPackage" else None
     notes = []
@@ -170,11 +238,40 @@ def _has_crs_member(path: Path) -> bool:
     return re.search(rb'"crs"\s*:\s*\{', head) is not None
 
 
+def _check_sqlite(path: Path, name: str, limits: ReadLimits) -> None:
+    """A GeoPackage is a SQLite database, and SQLite can hide work in it: views (a recursive one
+    never ends) and virtual tables that reach outside the file. Before GDAL opens it, refuse
+    them (an R*Tree spatial index is the one virtual table a GeoPackage needs), with a time
+    bound on the look itself."""
+    deadline = time.monotonic() + limits.sqlite_check_seconds
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        raise IngestError(f"cannot read '{name}' as GeoPackage: not a SQLite database") from exc
+    db.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    try:
+        rows = db.execute("SELECT type, name, coalesce(sql, '') FROM sqlite_master").fetchall()
+    except sqlite3.Error as exc:
+        raise IngestError(f"cannot read '{name}' as GeoPackage: the database is damaged") from exc
+    finally:
+        db.close()
+    for kind, object_name, sql in rows:
+        virtual = sql.upper().startswith("CREATE VIRTUAL TABLE")
+        if kind == "view":  # triggers fire on writes only, and GDAL reads
+            raise IngestError(
+                f"'{name}' holds a {kind} ({object_name}): send a GeoPackage of plain tables"
+            )
+        if virtual and " USING RTREE" not in sql.upper().replace('"', ""):
+            raise IngestError(
+                f"'{name}' holds a virtual table ({object_name}): send a GeoPackage of plain tables"
+            )
+
+
 def _pick_gpkg_layer(path: Path, name: str, hint: str | None) -> str:
     try:
         listed = pyogrio.list_layers(path)
     except Exception as exc:
-        raise IngestError(f"cannot read '{name}' as GeoPackage: {_gdal_message(exc)}") from exc
+        raise IngestError(f"cannot read '{name}' as GeoPackage: the file is damaged") from exc
     spatial = [str(n) for n, gtype in listed if gtype]
     if not spatial:
         raise IngestError(f"'{name}' (GeoPackage) has no layer with geometry")
@@ -191,7 +288,7 @@ def _pick_gpkg_layer(path: Path, name: str, hint: str | None) -> str:
 # --- Shapefiles ---------------------------------------------------------------------------------
 
 
-def _read_zip(path: Path, name: str, hint: str | None) -> Source:
+def _read_zip(path: Path, name: str, hint: str | None, limits: ReadLimits) -> Source:
     """Unpack a zip into a temporary folder (member names flattened, so nothing lands outside it)
     and read the Shapefile it holds (or its one GeoPackage / GeoJSON)."""
     with tempfile.TemporaryDirectory(prefix="onemap-unzip-") as folder:
@@ -205,21 +302,33 @@ def _read_zip(path: Path, name: str, hint: str | None) -> Source:
                     and "__MACOSX" not in m.filename
                     and not Path(m.filename).name.startswith(".")
                 ]
-                if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
-                    raise IngestError(f"'{name}' unpacks to more than {MAX_UNZIPPED_BYTES} bytes")
+                if len(members) > limits.zip_members:
+                    raise IngestError(
+                        f"'{name}' holds more than {limits.zip_members} files: send one layer"
+                    )
+                too_big = IngestError(
+                    f"'{name}' unpacks to more than {limits.unzipped_bytes:,} bytes: send less"
+                )
+                if sum(m.file_size for m in members) > limits.unzipped_bytes:
+                    raise too_big
+                budget = limits.unzipped_bytes  # counted as unpacked: a header may lie
                 for member in members:
                     flat = Path(member.filename.replace("\\", "/")).name
                     with archive.open(member) as src, (target / flat).open("wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-            raise IngestError(f"'{name}' is not a readable zip file: {exc}") from exc
+                        while chunk := src.read(1 << 20):
+                            budget -= len(chunk)
+                            if budget < 0:
+                                raise too_big
+                            dst.write(chunk)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
+            raise IngestError(f"'{name}' is not a readable zip file") from exc
         shapefiles = sorted(p for p in target.iterdir() if p.suffix.lower() == ".shp")
         if not shapefiles:
             inner = [
                 p for p in target.iterdir() if p.suffix.lower() in (".gpkg", ".geojson", ".json")
             ]
             if len(inner) == 1:
-                return read(inner[0], inner[0].name, hint)
+                return read(inner[0], inner[0].name, hint, limits)
             raise IngestError(f"'{name}' holds no Shapefile (a .shp with its .shx and .dbf)")
         if len(shapefiles) > 1:
             chosen = [p for p in shapefiles if p.stem.lower() == (hint or "").lower()]
@@ -229,7 +338,7 @@ def _read_zip(path: Path, name: str, hint: str | None) -> Source:
                     f"({', '.join(p.name for p in shapefiles)}): send one per file"
                 )
             shapefiles = chosen
-        source = _read_shapefile(shapefiles[0], name)
+        source = _read_shapefile(shapefiles[0], name, limits)
     source.format = "Shapefile (zip)"
     return source
 
@@ -241,13 +350,20 @@ def _sibling(shp: Path, suffix: str) -> Path | None:
     return None
 
 
-def _read_shapefile(shp: Path, name: str) -> Source:
+def _read_shapefile(shp: Path, name: str, limits: ReadLimits) -> Source:
     for needed in (".shx", ".dbf"):
         if _sibling(shp, needed) is None:
             raise IngestError(f"'{name}': the Shapefile {shp.name} has no {needed} beside it")
+    _verify(shp, name, "Shapefile", None)
+    shapes, records = _shapefile_counts(shp)
+    if shapes != records:
+        raise IngestError(
+            f"'{name}': {shp.name} holds {shapes} shapes but its .dbf {records} attribute rows; "
+            "the files do not belong together (re-export the Shapefile)"
+        )
     encoding, how = _shapefile_encoding(shp)
     kwargs = {"encoding": encoding} if how != ".cpg" else {}
-    frame = _gdal_read(shp, name, "Shapefile", **kwargs)
+    frame = _gdal_read(shp, name, "Shapefile", limits, **kwargs)
     attrs, geoms, crs = _split(frame, name, "Shapefile")
     prj = _sibling(shp, ".prj")
     notes = [f"text encoding {encoding} (from {how})"]
@@ -263,6 +379,16 @@ def _read_shapefile(shp: Path, name: str) -> Source:
         encoding,
         notes=notes,
     )
+
+
+def _shapefile_counts(shp: Path) -> tuple[int, int]:
+    """Shapes (from the .shx: 100-byte header, then 8 bytes a shape) and .dbf records."""
+    shx, dbf = _sibling(shp, ".shx"), _sibling(shp, ".dbf")
+    shapes = max(0, (shx.stat().st_size - 100) // 8)
+    with dbf.open("rb") as handle:
+        header = handle.read(8)
+    records = int.from_bytes(header[4:8], "little") if len(header) == 8 else -1
+    return shapes, records
 
 
 def _shapefile_encoding(shp: Path) -> tuple[str, str]:

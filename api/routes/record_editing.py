@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from api.deps import Caller, DbEngine, Rules
+from api.deps import Caller, DbEngine, Rules, reading_transaction, writing_transaction
 from api.limits import parse_json
 from geo.errors import BadRequest, Invalid, OnemapError, PreconditionRequired, Unsupported
 from geo.policy.roles import Viewer
@@ -151,7 +151,7 @@ def _answer(
 
 
 def _write(request: Request, who: Viewer, rules: EditRules, change: Change) -> Response:
-    with request.app.state.engine.begin() as conn:
+    with writing_transaction(request) as conn:
         outcome = record_edits.submit(conn, who, change, rules)
     return _answer(request, who, change.rtype.name, outcome, created=change.action == "create")
 
@@ -185,12 +185,15 @@ class RecordReading:
     anything about the purpose), and what the read plan lets the caller see."""
 
     def __init__(
-        self, rtype_name: RecordTypeName, who: Caller, engine: DbEngine, purpose: Purpose = None
+        self, request: Request, rtype_name: RecordTypeName, who: Caller, purpose: Purpose = None
     ):
         self.rtype = record_type(rtype_name)
         store.require_scope(who, write=False)
-        self.who, self.engine = who, engine
+        self.who, self.request = who, request
         self.plan = self.rtype.plan(who, purpose)
+
+    def transaction(self):
+        return reading_transaction(self.request)
 
 
 Reads = Annotated[RecordReading, Depends()]
@@ -227,14 +230,15 @@ async def sync_batch(request: Request, who: Caller, rules: Rules, engine: DbEngi
 
 @router.get("/reviews", summary="Changes waiting for (or past) review")
 def reviews(
+    request: Request,
     who: Caller,
-    engine: DbEngine,
     status: Annotated[str, Query(pattern="^(pending|approved|rejected)$")] = "pending",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    purpose: Purpose = None,
 ):
     store.require_scope(who, write=False)
-    with engine.connect() as conn:
-        rows = record_edits.list_reviews(conn, who, status, limit)
+    with reading_transaction(request) as conn:
+        rows = record_edits.list_reviews(conn, who, status, limit, purpose)
     return Response(orjson.dumps({"reviews": rows}, default=str), media_type="application/json")
 
 
@@ -242,13 +246,13 @@ def reviews(
 def decide(
     review_id: Annotated[int, Path(ge=1, le=2**62)],
     decision: Annotated[str, Path(pattern="^(approve|reject)$")],
+    request: Request,
     who: Caller,
     rules: Rules,
-    engine: DbEngine,
     note: Annotated[str | None, Query(max_length=500)] = None,
 ):
     store.require_scope(who, write=False)
-    with engine.begin() as conn:
+    with writing_transaction(request) as conn:
         result = record_edits.decide(conn, who, review_id, decision == "approve", note, rules)
     if "refused" in result:  # closed as rejected (committed), and the reviewer is told why
         raise OnemapError.of_kind(result["refused"])(result["note"])
@@ -275,7 +279,7 @@ def list_items(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**12)] = 0,
 ):
-    with r.engine.begin() as conn:
+    with r.transaction() as conn:
         records, total = store.list_records(conn, r.who, r.rtype, limit, offset, r.plan)
     body = {
         "type": "FeatureCollection",
@@ -300,7 +304,7 @@ async def create(request: Request, rtype_name: RecordTypeName, who: Caller, rule
 
 @router.get("/{rtype_name}/{record_id}", summary="One record, with its ETag")
 def get_item(record_id: RecordId, r: Reads):
-    with r.engine.begin() as conn:
+    with r.transaction() as conn:
         record = store.read(conn, r.who, r.rtype, record_id, r.plan)
     return Response(
         orjson.dumps(record.feature(r.plan)), media_type=GEOJSON, headers={"ETag": record.etag}
@@ -339,7 +343,7 @@ def delete(target: Aimed):
     summary="Every version of a record: who, when, what changed",
 )
 def history(record_id: RecordId, r: Reads):
-    with r.engine.begin() as conn:
+    with r.transaction() as conn:
         versions = record_history.versions(conn, r.who, r.rtype, record_id, r.plan)
     return Response(
         orjson.dumps({"type": r.rtype.name, "id": record_id, "versions": versions}),
@@ -351,9 +355,9 @@ def history(record_id: RecordId, r: Reads):
     "/{rtype_name}/{record_id}/history/{version}/restore",
     summary="Restore a past version as a new version (If-Match required)",
 )
-def restore(version: Annotated[int, Path(ge=1, le=2**31)], target: Aimed, engine: DbEngine):
+def restore(version: Annotated[int, Path(ge=1, le=2**31)], target: Aimed):
     t = target
-    with engine.begin() as conn:
+    with writing_transaction(t.request) as conn:
         outcome = record_history.restore(
             conn, t.who, t.rtype, t.record_id, version, t.version, t.rules
         )

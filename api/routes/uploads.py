@@ -26,6 +26,7 @@ from starlette.datastructures import UploadFile
 
 from api.deps import Read, require_role
 from api.html import render
+from geo.database import transaction
 from geo.errors import BadRequest, NotFound
 from geo.policy.roles import Viewer
 from layers import departments, quality
@@ -83,8 +84,9 @@ def _run(
     name: str,
     who: Viewer,
     metric_srid: int,
+    timeout_ms: int,
 ):
-    with engine.begin() as conn:
+    with transaction(engine, timeout_ms) as conn:
         return ingest(
             conn, path, layer_id, dept, crs, file_name=name, viewer=who, metric_srid=metric_srid
         )
@@ -131,6 +133,7 @@ async def ingest_upload(
                 original,
                 who,
                 request.app.state.settings.spatial.metric_srid,
+                request.app.state.settings.limits.ingest_timeout_ms,
             )
     finally:
         await form.close()

@@ -75,9 +75,15 @@ def submit(conn: Connection, viewer: Viewer, change: Change, rules: EditRules) -
 
 
 def list_reviews(
-    conn: Connection, viewer: Viewer, status: str = "pending", limit: int = 100
+    conn: Connection,
+    viewer: Viewer,
+    status: str = "pending",
+    limit: int = 100,
+    purpose: str | None = None,
 ) -> list[dict]:
-    """Reviewers see every review; a grid worker sees their own submissions."""
+    """Reviewers see every review; a grid worker sees their own submissions. The payloads are
+    shown as the reader's plan shows the record type: masked, unless a purpose is stated by a
+    role that may see them raw (then audited, as any unmasked read)."""
     if not may_review(viewer) and viewer.role != "grid_worker":
         raise Forbidden(f"your role '{viewer.role}' has no reviews")
     mine = None if may_review(viewer) else viewer.username
@@ -89,15 +95,25 @@ def list_reviews(
                 ORDER BY id LIMIT :limit"""),
         {"s": status, "mine": mine, "limit": limit},
     ).mappings()
-    out = []
+    out, raw = [], []
     for r in rows:  # the payload as the reader may see it: masked, like every other read
         review = dict(r)
         payload = dict(review["payload"] or {})
         if isinstance(payload.get("properties"), dict):
-            plan = record_type(review["record_type"]).plan(viewer)
-            payload["properties"] = plan.properties(payload["properties"])
+            plan = record_type(review["record_type"]).plan(viewer, purpose)
+            props = dict(payload["properties"])
+            sent_grid = "grid_code" in props
+            props.setdefault("grid_code", review["grid_code"])  # raw only in the reader's grids
+            shown = plan.properties(props)
+            if not sent_grid:
+                shown.pop("grid_code", None)
+            payload["properties"] = shown
+            if plan.audited:
+                raw.append(review["id"])
         review["payload"] = payload
         out.append(review)
+    if raw:
+        audit.record(conn, viewer, "read_personal", "record_reviews", None, purpose, {"ids": raw})
     return out
 
 

@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from geo.database import transaction
 from geo.errors import Forbidden, Invalid, OnemapError, TooLarge
 from geo.policy.roles import Viewer
 from geo.records import edits
@@ -101,7 +102,7 @@ def run(engine: Engine, viewer: Viewer, batch: list[Edit], rules: EditRules) -> 
 
 
 def _one(engine: Engine, viewer: Viewer, user_id: int, edit: Edit, rules: EditRules) -> dict:
-    with engine.begin() as conn:
+    with transaction(engine, rules.timeout_ms) as conn:
         conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
             {"k": f"sync:{user_id}:{edit.client_id}"},

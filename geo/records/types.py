@@ -40,6 +40,7 @@ class EditRules:
     review_types: frozenset[str] = frozenset({"residents", "houses"})
     id_hash_key: str = DEMO_ID_HASH_KEY
     max_sync_edits: int = 5_000
+    timeout_ms: int | None = None  # statement_timeout of one edit's transaction
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EditRules:
@@ -47,6 +48,7 @@ class EditRules:
             review_types=settings.review.review_type_list,
             id_hash_key=settings.secrets.id_hash_key,
             max_sync_edits=settings.limits.max_sync_edits,
+            timeout_ms=settings.limits.write_timeout_ms,
         )
 
 
