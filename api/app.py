@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import logs, problems
 from api.html import STATIC
-from api.limits import BodyLimit
+from api.limits import BodyLimit, KnownHosts
 from api.routes import audit_log, catalog, docs, health, ogc, record_editing, uploads
 from geo.database import database_url
 from geo.database import engine as make_engine
@@ -53,5 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for area in (docs, health, ogc, record_editing, audit_log, catalog, uploads):
         app.include_router(area.router)
     app.add_middleware(BodyLimit, limits=settings.limits)
+    app.add_middleware(KnownHosts, names=settings.service.host_names())
     app.add_middleware(problems.CrashGuard)  # added last: the outermost of ours
     return app

@@ -6,6 +6,7 @@ It sits in ``api/`` because it is the top of the house: it may call every room b
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -250,6 +251,9 @@ def serve(
     host = host or settings.service.host
     port = port or settings.service.http_port
     base = f"http://{host}:{port}"
+    if os.geteuid() == 0:
+        user = _drop_privileges(settings)
+        console.print(f"started as root: serving as the unprivileged user '{user}'")
     console.print(f"Serving onemap at {base}/  ·  health {base}/health  ·  API docs {base}/docs")
     uvicorn.run(
         "api.app:create_app",
@@ -259,6 +263,73 @@ def serve(
         workers=workers,
         log_level="info",
     )
+
+
+SERVICE_USER = "onemap"
+
+
+def _let_reach(user: str) -> list[str]:
+    """Make the interpreter, the virtualenv and the code reachable by ``user``: each folder on
+    their paths that the user cannot pass through gets an ACL entry letting that user (only)
+    pass (``setfacl``, from Debian's ``acl``, installed if missing). Returns what was changed."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def passable(folder: Path) -> bool:
+        check = ["runuser", "-u", user, "--", "test", "-x", str(folder)]
+        return subprocess.run(check, capture_output=True).returncode == 0
+
+    targets = {Path(sys.base_prefix), Path(sys.prefix), Path(__file__).resolve().parents[1]}
+    folders = sorted(
+        {f for t in targets for f in (t, *t.parents) if f.is_dir()}, key=lambda f: len(f.parts)
+    )
+    changed = []
+    for folder in folders:  # from the root down: a folder may pass once its parents do
+        if passable(folder):
+            continue
+        if shutil.which("setfacl") is None:
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run(["apt-get", "install", "-y", "-q", "acl"], env=env, capture_output=True)
+        if shutil.which("setfacl"):
+            subprocess.run(["setfacl", "-m", f"u:{user}:x", str(folder)], check=True)
+        else:  # no ACLs to be had: let everyone pass through (not list) the folder
+            folder.chmod(folder.stat().st_mode | 0o001)
+        changed.append(str(folder))
+    return changed
+
+
+def _drop_privileges(settings: Settings) -> str:
+    """A web service started as root runs as an unprivileged system user (``onemap``, made if
+    missing; ``ONEMAP_SERVICE_USER`` names another), as the database cluster runs as postgres.
+    The database URL is resolved first, while the password file can still be read, and handed
+    to the workers in the environment (over loopback TCP: the socket folder is postgres's)."""
+    import pwd
+    import subprocess
+
+    name = os.environ.get("ONEMAP_SERVICE_USER", SERVICE_USER)
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=False,
+            capture_output=True,
+        )
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        name, account = "nobody", pwd.getpwnam("nobody")
+    for granted in _let_reach(name):
+        console.print(f"  let '{name}' pass through {granted} (to reach Python and the code)")
+    if settings.database.url is None:
+        os.environ["DATABASE_URL"] = _cluster().tcp_url()
+    os.setgroups([])
+    os.setgid(account.pw_gid)
+    os.setuid(account.pw_uid)
+    os.environ["HOME"] = account.pw_dir if os.access(account.pw_dir, os.W_OK) else "/tmp"
+    return name
 
 
 def main() -> None:

@@ -22,6 +22,12 @@ _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoesc
 _env.filters["tojson_pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2, default=str)
 
 
+def base_url(request: Request) -> str:
+    """Where links point: the configured public URL, else the (checked) address of the request."""
+    public = request.app.state.settings.service.public_url
+    return (public or str(request.base_url)).rstrip("/")
+
+
 def wants_html(request: Request, f: str | None) -> bool:
     """``f`` wins; otherwise HTML when the client prefers it over JSON (a browser)."""
     if f is not None:
@@ -38,7 +44,5 @@ def wants_html(request: Request, f: str | None) -> bool:
 
 
 def render(template: str, request: Request, status: int = 200, **context) -> HTMLResponse:
-    page = _env.get_template(template).render(
-        request=request, root=str(request.base_url).rstrip("/"), **context
-    )
+    page = _env.get_template(template).render(request=request, root=base_url(request), **context)
     return HTMLResponse(page, status_code=status)

@@ -25,6 +25,26 @@ class _TooLarge(Exception):
     pass
 
 
+class KnownHosts:
+    """Refuse a request whose Host header names none of this service's addresses (400): links are
+    built from it, and a forged one would send users elsewhere."""
+
+    def __init__(self, app, names: frozenset[str]):
+        self.app = app
+        self.names = names
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            name = name.strip("[]").lower()
+            if host and name not in self.names:
+                return await _refuse(
+                    send, 400, "the Host header names no address of this service: use its address"
+                )
+        return await self.app(scope, receive, send)
+
+
 class BodyLimit:
     def __init__(self, app, limits: LimitSettings):
         self.app = app

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +82,23 @@ class ServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     http_port: int = Field(default=8000, validation_alias=AliasChoices("ONEMAP_HTTP_PORT"))
+    public_url: str | None = Field(
+        default=None,
+        description="The address users reach the service at (e.g. https://onemap.example.gov.cn); "
+        "every link is built on it. Unset: links follow the request, whose Host must be allowed.",
+    )
+    allowed_hosts: str = Field(
+        default="127.0.0.1,localhost,::1",
+        description="Host names a request may address (comma-separated; the public URL's and "
+        "ONEMAP_HOST are added). Others are refused: links never follow a forged Host header.",
+    )
+
+    def host_names(self) -> frozenset[str]:
+        names = {h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip()}
+        names.add(self.host.lower())
+        if self.public_url:
+            names.add((urlsplit(self.public_url).hostname or "").lower())
+        return frozenset(n for n in names if n)
 
 
 class LimitSettings(BaseSettings):

@@ -19,6 +19,7 @@ from datetime import date
 import pandas as pd
 
 from geo.errors import IngestError
+from geo.text import strip_unsafe
 from layers.catalogue import Layer
 from layers.declaration import Field
 
@@ -50,11 +51,13 @@ def _empty(value) -> bool:
 
 
 def _text(value) -> str:
+    """A cell as text, without the characters no stored text may hold (geo.text: controls,
+    bidirectional overrides, lone surrogates …): a department's file is repaired, not refused."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
-    return str(value).strip()
+    return strip_unsafe(str(value)).strip()
 
 
 _NUMERIC = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")

@@ -55,9 +55,11 @@ def engine(db_url):
 
 
 def settings_for(url: str, **overrides):
-    """The test's own settings over the database ``url`` (parts replaced by ``overrides``)."""
-    from geo.settings import Settings
+    """The test's own settings over the database ``url`` (parts replaced by ``overrides``); the
+    test client's host name, ``testserver``, is one of the service's addresses."""
+    from geo.settings import ServiceSettings, Settings
 
+    overrides.setdefault("service", ServiceSettings(allowed_hosts="127.0.0.1,localhost,testserver"))
     return Settings.from_env(**overrides).with_database(url)
 
 

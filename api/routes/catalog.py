@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from api.deps import Read
-from api.html import render
+from api.html import base_url, render
 from layers import departments
 from layers import features as F
 from layers.catalogue import OPENING_ZH, SHARING_ZH, Layer, list_layers
@@ -87,7 +87,7 @@ def _entry(root: str, layer: Layer, columns: tuple[str, ...]) -> dict:
 
 @router.get("/catalog", summary="The layer catalogue (一张表): every layer you may know of")
 def catalog(r: Read):
-    root = str(r.request.base_url).rstrip("/")
+    root = base_url(r.request)
     entries = []
     for layer in list_layers(r.conn, r.who):
         plan = layer.plan(r.who)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 
-from api.html import render, wants_html
+from api.html import base_url, render, wants_html
 from geo.errors import KINDS, NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -14,7 +14,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/docs")
 def swagger(request: Request):
-    root = str(request.base_url).rstrip("/")
+    root = base_url(request)
     return get_swagger_ui_html(
         openapi_url=f"{root}/openapi.json",
         title="onemap 一张图 · API",

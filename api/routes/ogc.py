@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Format, Read
-from api.html import render, wants_html
+from api.html import base_url, render, wants_html
 from geo.errors import BadRequest
 from geo.policy import audit
 from geo.settings import STORAGE_SRID
@@ -50,7 +50,7 @@ PURPOSE = "Why you need personal data unmasked; the read is written to the audit
 
 
 def _url(request: Request, path: str = "", **params) -> str:
-    base = str(request.base_url).rstrip("/") + path
+    base = base_url(request) + path
     params = {k: v for k, v in params.items() if v is not None}
     return base + ("?" + urlencode(params) if params else "")
 

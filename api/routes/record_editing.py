@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import Caller, DbEngine, Rules, reading_transaction, writing_transaction
+from api.html import base_url
 from api.limits import parse_json
 from geo.errors import BadRequest, Invalid, OnemapError, PreconditionRequired, Unsupported
 from geo.policy.roles import Viewer
@@ -123,7 +124,7 @@ def _answer(
     created: bool = False,
 ) -> Response:
     if outcome.status == "pending":
-        location = f"{str(request.base_url).rstrip('/')}/records/reviews?status=pending"
+        location = f"{base_url(request)}/records/reviews?status=pending"
         body = {
             "status": "pending",
             "review_id": outcome.review_id,
@@ -140,7 +141,7 @@ def _answer(
     record = outcome.record
     headers = {
         "ETag": record.etag,
-        "Location": f"{str(request.base_url).rstrip('/')}/records/{rtype_name}/{record.id}",
+        "Location": f"{base_url(request)}/records/{rtype_name}/{record.id}",
     }
     return Response(
         orjson.dumps(record.feature(record_type(rtype_name).plan(who))),
@@ -264,7 +265,7 @@ def decide(
 
 @router.get("", summary="The record types")
 def record_types(request: Request):
-    base = str(request.base_url).rstrip("/")
+    base = base_url(request)
     return {
         "types": [
             {"id": t.name, "title": t.title_zh, "href": f"{base}/records/{t.name}"}

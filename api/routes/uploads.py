@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from starlette.datastructures import UploadFile
 
 from api.deps import Read, require_role
-from api.html import render
+from api.html import base_url, render
 from geo.database import transaction
 from geo.errors import BadRequest, NotFound
 from geo.policy.roles import Viewer
@@ -159,7 +159,7 @@ def layer_reports(layer_id: str, r: Read, limit: Annotated[int, Query(ge=1, le=1
     if not _visible(conn, layer_id, who) or not (known or quality.for_layer(conn, layer_id, 1)):
         raise NotFound(f"no departmental layer '{layer_id}' that you may see")
     reports = quality.for_layer(conn, layer_id, limit)
-    root = str(request.base_url).rstrip("/")
+    root = base_url(request)
     for report in reports:
         report["links"] = [{"rel": "self", "href": f"{root}/ingest/reports/{report['id']}"}]
     if html:
