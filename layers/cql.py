@@ -60,14 +60,17 @@ def parse(text: str, lang: str = "cql2-text"):
     except RecursionError as exc:
         raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels: simplify it") from exc
     except Exception as exc:  # the parsers raise many kinds; all mean "malformed"
-        raise FilterError(
-            f"the {lang} filter could not be parsed: {str(exc).splitlines()[0][:200]}"
-        ) from exc
+        raise FilterError(f"the {lang} filter could not be parsed: {_first_line(exc)}") from exc
     if not isinstance(node, ast.Condition | ast.Predicate):
         raise FilterError(
             "the filter must be a condition (e.g. floors > 3), not a bare value or expression"
         )
     return node
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _no_constant(name: str):
@@ -89,6 +92,8 @@ def check(node, kinds: dict[str, str]) -> set[str]:
         if depth > MAX_DEPTH:
             raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels: simplify it")
         if isinstance(current, ast.Attribute):
+            if not isinstance(current.name, str):
+                raise FilterError('a property is named by a text: {"property": "floors"}')
             names.add(current.name)
             continue
         _check_value(current)
@@ -117,10 +122,16 @@ def _check_value(value) -> None:
             raise FilterError(f"a geometry in the filter has over {MAX_VERTICES:,} vertices")
 
 
+def _is_field(operand) -> bool:
+    return isinstance(operand, ast.Attribute | ast.Arithmetic)
+
+
 def _kind_of(operand, kinds: dict[str, str]) -> str | None:
-    """The kind of an operand: a queryable's kind, or a literal's."""
+    """The kind of an operand: a queryable's kind (None for a name that is not one: the
+    evaluator refuses it, listing the queryables), or a literal's ("other" when it is no value
+    a field can hold: a list, an interval, an object)."""
     if isinstance(operand, ast.Attribute):
-        return kinds.get(operand.name)
+        return kinds.get(operand.name) if isinstance(operand.name, str) else "other"
     if isinstance(operand, ast.Arithmetic):
         return "number"
     if isinstance(operand, bool):
@@ -135,10 +146,12 @@ def _kind_of(operand, kinds: dict[str, str]) -> str | None:
         return "date"
     if isinstance(operand, values.Geometry | values.Envelope):
         return "geometry"
-    return None
+    return "other"
 
 
 def _comparable(a: str | None, b: str | None) -> bool:
+    if "other" in (a, b):
+        return False
     if a is None or b is None:
         return True  # unknown names are refused by the evaluator, with the list of queryables
     if a in NUMERIC and b in NUMERIC:
@@ -166,6 +179,12 @@ def _fits(node, lhs, rhs, kinds: dict[str, str]) -> None:
 
 
 def _check_node(node, kinds: dict[str, str]) -> None:
+    if isinstance(node, ast.Between | ast.In | ast.Like | ast.IsNull) and not _is_field(node.lhs):
+        raise FilterError("a condition tests a field (or arithmetic on one), not a bare value")
+    if isinstance(node, ast.In) and not isinstance(node.sub_nodes, list):
+        raise FilterError("IN takes a list of values, e.g. kind IN ('school', 'clinic')")
+    if isinstance(node, ast.Comparison) and not (_is_field(node.lhs) or _is_field(node.rhs)):
+        raise FilterError("a comparison needs a field on one side, e.g. floors > 3")
     if isinstance(node, ast.Comparison | ast.Between | ast.In):
         lhs = node.lhs
         others = (
@@ -194,9 +213,12 @@ def _check_node(node, kinds: dict[str, str]) -> None:
         if isinstance(node, ast.Div) and isinstance(node.rhs, int | float) and node.rhs == 0:
             raise FilterError("the filter divides by zero")
     elif isinstance(node, ast.SpatialComparisonPredicate | ast.BBox | ast.Relate):
-        if _kind_of(node.lhs, kinds) not in ("geometry", None):
+        operands = [node.lhs] if isinstance(node, ast.BBox) else [node.lhs, node.rhs]
+        if any(_kind_of(o, kinds) not in ("geometry", None) for o in operands) or any(
+            not isinstance(o, ast.Attribute | values.Geometry | values.Envelope) for o in operands
+        ):
             raise FilterError(
-                "spatial predicates take a geometry field, e.g. S_INTERSECTS(geom, …)"
+                "spatial predicates compare geometries, e.g. S_INTERSECTS(geom, POINT(119 31.6))"
             )
         if isinstance(node, ast.Relate) and not RELATE_PATTERN.fullmatch(str(node.pattern)):
             raise FilterError("a RELATE pattern is 9 characters of 0, 1, 2, T, F or *")
