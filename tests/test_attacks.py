@@ -291,11 +291,13 @@ def test_a_vrt_disguised_as_geojson_reads_no_file_of_the_server(client, engine, 
 
 def test_a_zip_may_not_unpack_without_bound(client, engine, tokens, tmp_path):
     bomb = tmp_path / "bomb.zip"
-    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        with archive.open("big.shp", "w", force_zip64=True) as member:
-            block = b"\0" * (1 << 20)
-            for _ in range(600):  # 600 MiB unpacked, about 600 KiB packed
-                member.write(block)
+    block = b"\0" * (1 << 20)
+    with (
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+        archive.open("big.shp", "w", force_zip64=True) as member,
+    ):
+        for _ in range(600):  # 600 MiB unpacked, about 600 KiB packed
+            member.write(block)
     many = tmp_path / "many.zip"
     with zipfile.ZipFile(many, "w") as archive:
         for i in range(100):
