@@ -9,9 +9,11 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from api.cli_layers import layers_app
 from api.cluster import Cluster, ClusterError
@@ -268,35 +270,45 @@ def serve(
 SERVICE_USER = "onemap"
 
 
-def _let_reach(user: str) -> list[str]:
-    """Make the interpreter, the virtualenv and the code reachable by ``user``: each folder on
-    their paths that the user cannot pass through gets an ACL entry letting that user (only)
-    pass (``setfacl``, from Debian's ``acl``, installed if missing). Returns what was changed."""
+def _passable(user: str, folder) -> bool:
+    import subprocess
+
+    check = ["runuser", "-u", user, "--", "test", "-x", str(folder)]
+    return subprocess.run(check, capture_output=True).returncode == 0
+
+
+def _grant_pass(user: str, folder) -> None:
+    """Let ``user`` (only) pass through ``folder``: an ACL entry (``setfacl``, from Debian's
+    ``acl``, installed if missing); where ACLs cannot be had, let everyone pass (not list)."""
     import shutil
     import subprocess
+
+    if shutil.which("setfacl") is None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "install", "-y", "-q", "acl"], env=env, capture_output=True)
+    if shutil.which("setfacl"):
+        subprocess.run(["setfacl", "-m", f"u:{user}:x", str(folder)], check=True)
+    else:
+        folder.chmod(folder.stat().st_mode | 0o001)
+
+
+def _folders_to(target) -> list:
+    """The folders from the root down to ``target`` (included), shortest first."""
+    return sorted((f for f in (target, *target.parents) if f.is_dir()), key=lambda f: len(f.parts))
+
+
+def _let_reach(user: str) -> list[str]:
+    """Make the interpreter, the virtualenv and the code reachable by ``user``, folder by folder
+    from the root down. Returns the folders changed."""
     import sys
-    from pathlib import Path
 
-    def passable(folder: Path) -> bool:
-        check = ["runuser", "-u", user, "--", "test", "-x", str(folder)]
-        return subprocess.run(check, capture_output=True).returncode == 0
-
-    targets = {Path(sys.base_prefix), Path(sys.prefix), Path(__file__).resolve().parents[1]}
-    folders = sorted(
-        {f for t in targets for f in (t, *t.parents) if f.is_dir()}, key=lambda f: len(f.parts)
-    )
+    targets = (Path(sys.base_prefix), Path(sys.prefix), Path(__file__).resolve().parents[1])
+    folders = sorted({f for t in targets for f in _folders_to(t)}, key=lambda f: len(f.parts))
     changed = []
-    for folder in folders:  # from the root down: a folder may pass once its parents do
-        if passable(folder):
-            continue
-        if shutil.which("setfacl") is None:
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            subprocess.run(["apt-get", "install", "-y", "-q", "acl"], env=env, capture_output=True)
-        if shutil.which("setfacl"):
-            subprocess.run(["setfacl", "-m", f"u:{user}:x", str(folder)], check=True)
-        else:  # no ACLs to be had: let everyone pass through (not list) the folder
-            folder.chmod(folder.stat().st_mode | 0o001)
-        changed.append(str(folder))
+    for folder in folders:
+        if not _passable(user, folder):
+            _grant_pass(user, folder)
+            changed.append(str(folder))
     return changed
 
 
@@ -304,7 +316,7 @@ def _drop_privileges(settings: Settings) -> str:
     """A web service started as root runs as an unprivileged system user (``onemap``, made if
     missing; ``ONEMAP_SERVICE_USER`` names another), as the database cluster runs as postgres.
     The database URL is resolved first, while the password file can still be read, and handed
-    to the workers in the environment (over loopback TCP: the socket folder is postgres's)."""
+    to the workers in the environment (the Unix socket, the user being let through to it)."""
     import pwd
     import subprocess
 
@@ -323,8 +335,15 @@ def _drop_privileges(settings: Settings) -> str:
         name, account = "nobody", pwd.getpwnam("nobody")
     for granted in _let_reach(name):
         console.print(f"  let '{name}' pass through {granted} (to reach Python and the code)")
-    if settings.database.url is None:
-        os.environ["DATABASE_URL"] = _cluster().tcp_url()
+    url = settings.database.url or _cluster().url()
+    socket_dir = make_url(url).query.get("host")
+    if isinstance(socket_dir, str) and socket_dir.startswith("/"):  # let the user reach the socket
+        for folder in _folders_to(Path(socket_dir)):
+            if not _passable(name, folder):
+                _grant_pass(name, folder)
+        if not _passable(name, Path(socket_dir)) and settings.database.url is None:
+            url = _cluster().tcp_url()
+    os.environ["DATABASE_URL"] = url
     os.setgroups([])
     os.setgid(account.pw_gid)
     os.setuid(account.pw_uid)

@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -112,3 +113,41 @@ def test_serve_refuses_the_demo_key_unless_told_this_is_the_demo(db_url):
     )
     assert done.returncode != 0
     assert "ONEMAP_ID_HASH_KEY" in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_serve_started_as_root_runs_as_an_unprivileged_user(db_url):
+    """Like the database cluster, the web service does not run as root."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DATABASE_URL=db_url, ONEMAP_DEMO="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(100):
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the service did not start")
+        status = Path(f"/proc/{proc.pid}/status").read_text(encoding="ascii")
+        uid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Uid:"))
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=15)[0]
+    assert health.status_code == 200, output
+    assert uid != 0
+    assert "serving as the unprivileged user" in output
