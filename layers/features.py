@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -41,6 +41,7 @@ from geo.errors import BadRequest, NotFound
 from geo.policy.plan import GRID_FIELD, ReadPlan
 from geo.settings import STORAGE_SRID
 from geo.sql import ident
+from geo.text import text_problem
 from layers import cql
 from layers.catalogue import Layer
 
@@ -84,6 +85,8 @@ class ItemQuery:
     sortby: list[tuple[str, bool]] = field(default_factory=list)  # (field, ascending)
     datetime: tuple[datetime | None, datetime | None] | None = None
     crs: str = CRS84
+    equals: dict[str, list[str]] = field(default_factory=dict)  # queryable → values (Part 3)
+    after: int | None = None  # keyset paging: features with a larger id (id order only)
 
 
 @dataclass
@@ -92,6 +95,7 @@ class ItemPage:
     number_matched: int
     number_returned: int
     has_next: bool
+    last_id: int | None = None  # where the next page starts (keyset paging)
 
 
 def _sql_table(layer: Layer):
@@ -202,6 +206,9 @@ def _where(layer: Layer, t, q: ItemQuery, plan: ReadPlan) -> ColumnElement:
         node = cql.parse(q.filter, q.filter_lang)
         used |= cql.check(node, kinds(layer))
         clauses.append(cql.to_sql(node, queryable, forbidden=plan.masked))
+    if q.equals:
+        used |= set(q.equals)
+        clauses.extend(_queryable_parameters(layer, t, q.equals, plan))
     if plan.raw_grids is not None and used & plan.raw:
         # a personal field is filtered or sorted on only where the caller may read it raw: a
         # match (or an order) elsewhere would tell them what they may not see
@@ -219,6 +226,59 @@ def _where(layer: Layer, t, q: ItemQuery, plan: ReadPlan) -> ColumnElement:
             if end is not None:
                 clauses.append(when <= end)
     return and_(true(), *clauses)
+
+
+def _typed(name: str, kind: str, value: str):
+    """A query parameter's text as its queryable's type (OGC API – Features Part 3)."""
+    try:
+        if kind == "integer":
+            number = int(value)
+            if abs(number) >= 2**63:
+                raise ValueError(value)
+            return number
+        if kind == "number":
+            number = float(value)
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError(value)
+            return number
+        if kind == "boolean":
+            if value.lower() not in ("true", "false"):
+                raise ValueError(value)
+            return value.lower() == "true"
+        if kind == "date":
+            return date.fromisoformat(value)
+        if kind == "datetime":
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(
+            f"{name}={value!r} is not a {kind} value, as the queryable {name} is"
+        ) from exc
+    problem = text_problem(value)
+    if problem:
+        raise BadRequest(f"{name} {problem}")
+    return value
+
+
+def _queryable_parameters(layer: Layer, t, equals: dict[str, list[str]], plan: ReadPlan):
+    """``?use=residential&floors=1``: each parameter named after a queryable is an equality
+    (several values: any of them); a parameter that is neither ours nor a queryable is a 400."""
+    kinds_ = kinds(layer)
+    allowed = [
+        n
+        for n in plan.columns
+        if n not in plan.masked and kinds_.get(n) not in ("geometry", "array", "object")
+    ]
+    clauses = []
+    for name, texts in equals.items():
+        if name not in allowed:
+            raise BadRequest(
+                f"'{name}' is neither a parameter of this service nor a queryable of "
+                f"{layer.id}; its queryables are {', '.join(allowed)}"
+            )
+        typed = [_typed(name, kinds_[name], v) for v in texts]
+        column = t.c[name]
+        clauses.append(column == typed[0] if len(typed) == 1 else column.in_(typed))
+    return clauses
 
 
 def _properties(layer: Layer, t, q: ItemQuery, plan: ReadPlan):
@@ -293,22 +353,29 @@ def query_items(conn: Connection, layer: Layer, q: ItemQuery, plan: ReadPlan) ->
         raise BadRequest(f"offset must be between 0 and {MAX_OFFSET:,}")
     t = _sql_table(layer)
     where = _where(layer, t, q, plan)
+    page_where = where
+    if q.after is not None:  # keyset: a deep page costs what the first one does
+        if q.sortby:
+            raise BadRequest("after= continues the id order: it cannot be combined with sortby")
+        page_where = and_(where, t.c[layer.id_field] > q.after)
     stmt = (
-        select(_feature_sql(layer, t, q, plan))
-        .where(where)
+        select(_feature_sql(layer, t, q, plan), t.c[layer.id_field])
+        .where(page_where)
         .order_by(*_order(layer, t, q, plan))
         .limit(q.limit + 1)
-        .offset(q.offset)
+        .offset(q.offset if q.after is None else 0)
     )
     with refusing():
-        rows = [r[0].encode() for r in conn.execute(stmt)]
-        has_next = len(rows) > q.limit
-        rows = rows[: q.limit]
-        if q.offset == 0 and not has_next:
+        found = conn.execute(stmt).all()
+        has_next = len(found) > q.limit
+        found = found[: q.limit]
+        rows = [r[0].encode() for r in found]
+        if q.offset == 0 and q.after is None and not has_next:
             matched = len(rows)
         else:
             matched = conn.execute(select(func.count()).select_from(t).where(where)).scalar_one()
-    return ItemPage(rows, int(matched), len(rows), has_next)
+    last = found[-1][1] if found else None
+    return ItemPage(rows, int(matched), len(rows), has_next, last)
 
 
 def get_item(conn: Connection, layer: Layer, fid: str, q: ItemQuery, plan: ReadPlan) -> bytes:
@@ -355,8 +422,9 @@ def time_extent(conn: Connection, layer: Layer) -> list[str | None] | None:
     return [low.isoformat() if low else None, high.isoformat() if high else None]
 
 
-def queryables(layer: Layer, plan: ReadPlan) -> dict:
+def queryables(layer: Layer, plan: ReadPlan, titles: dict[str, str] | None = None) -> dict:
     """JSON Schema of the properties a caller may filter on (Part 3 queryables)."""
+    titles = titles or {}
     props = {}
     for c in layer.columns:
         if c["name"] not in plan.columns or c["name"] in plan.masked:
@@ -367,12 +435,73 @@ def queryables(layer: Layer, plan: ReadPlan) -> dict:
                 "x-ogc-role": "primary-geometry",
             }
             continue
-        entry = {"type": c["type"], "title": c["name"]}
+        entry = {"type": c["type"], "title": titles.get(c["name"], c["name"])}
         if c.get("db_type") in ("timestamp with time zone", "date"):
             entry["format"] = "date-time" if c["db_type"].startswith("timestamp") else "date"
         props[c["name"]] = entry
     return {
         "$schema": "https://json-schema.org/draft/2019-09/schema",
+        "type": "object",
+        "title": layer.title_zh,
+        "properties": props,
+        "additionalProperties": False,
+    }
+
+
+def _schema_type(column: dict) -> dict:
+    kind = column.get("type") or "string"
+    entry: dict = {"type": [kind, "null"] if column.get("nullable", True) else kind}
+    db_type = column.get("db_type") or ""
+    if db_type == "date":
+        entry["format"] = "date"
+    elif db_type.startswith("timestamp"):
+        entry["format"] = "date-time"
+    return entry
+
+
+def schema(layer: Layer, plan: ReadPlan, titles: dict[str, str]) -> dict:
+    """The features' schema (OGC API – Features Part 5): every property the caller is served,
+    with its type, so that clients need not guess types from a first page of nulls."""
+    props = {}
+    for c in layer.columns:
+        name = c["name"]
+        if name not in plan.columns:
+            continue
+        if c.get("geometry_type"):
+            props[name] = {
+                "title": titles.get(name, name),
+                "format": f"geometry-{c['geometry_type'].lower()}",
+                "x-ogc-role": "primary-geometry",
+            }
+            continue
+        entry = {"title": titles.get(name, name)} | _schema_type(c)
+        if name == layer.id_field:
+            entry["x-ogc-role"] = "id"
+        elif name == layer.time_field:
+            entry["x-ogc-role"] = "primary-instant"
+        if name in plan.personal and name not in plan.raw:
+            entry["description"] = "个人信息，已脱敏 personal data, masked"
+        props[name] = entry
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "title": layer.title_zh,
+        "properties": props,
+    }
+
+
+def sortables(layer: Layer, plan: ReadPlan, titles: dict[str, str]) -> dict:
+    """What ``sortby`` may name (Part 5): served, unmasked, scalar properties."""
+    props = {
+        c["name"]: {"title": titles.get(c["name"], c["name"])} | _schema_type(c)
+        for c in layer.columns
+        if c["name"] in plan.columns
+        and c["name"] not in plan.masked
+        and not c.get("geometry_type")
+        and c.get("type") not in ("array", "object")
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
         "title": layer.title_zh,
         "properties": props,

@@ -19,8 +19,10 @@ from api.html import base_url, render, wants_html
 from geo.errors import BadRequest
 from geo.policy import audit
 from geo.settings import STORAGE_SRID
+from layers import departments
 from layers import features as F
 from layers.catalogue import OPENING_ZH, SHARING_ZH, Layer, get_layer, list_layers
+from layers.vocabulary import field_title
 
 router = APIRouter(tags=["OGC API – Features"])
 GEOJSON = "application/geo+json"
@@ -28,7 +30,6 @@ GEOJSON = "application/geo+json"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
@@ -36,6 +37,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
@@ -43,7 +45,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
-    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
 ]
 
 PURPOSE = "Why you need personal data unmasked; the read is written to the audit log"
@@ -52,7 +53,7 @@ PURPOSE = "Why you need personal data unmasked; the read is written to the audit
 def _url(request: Request, path: str = "", **params) -> str:
     base = base_url(request) + path
     params = {k: v for k, v in params.items() if v is not None}
-    return base + ("?" + urlencode(params) if params else "")
+    return base + ("?" + urlencode(params, doseq=True) if params else "")
 
 
 def _link(request: Request, rel: str, type_: str, title: str, path: str, **params) -> dict:
@@ -142,6 +143,22 @@ def _collection(request: Request, layer: Layer, temporal: list | None = None) ->
                 path + "/queryables",
                 f="json",
             ),
+            _link(
+                request,
+                "http://www.opengis.net/def/rel/ogc/1.0/schema",
+                "application/schema+json",
+                "字段结构 Schema",
+                path + "/schema",
+                f="json",
+            ),
+            _link(
+                request,
+                "http://www.opengis.net/def/rel/ogc/1.0/sortables",
+                "application/schema+json",
+                "可排序字段 Sortables",
+                path + "/sortables",
+                f="json",
+            ),
         ],
         "x-title-en": layer.title_en,
         "x-department": layer.department,
@@ -192,11 +209,43 @@ def collection(collection_id: str, r: Read):
 )
 def queryables(collection_id: str, r: Read):
     layer = get_layer(r.conn, collection_id, r.who)
-    body = F.queryables(layer, layer.plan(r.who))
+    body = F.queryables(layer, layer.plan(r.who), titles_of(layer))
     body["$id"] = _url(r.request, f"/collections/{collection_id}/queryables")
     if r.html:
         first = next((k for k, v in body["properties"].items() if v.get("type") == "string"), "id")
         return render("queryables.html", r.request, schema=body, example=f"{first} LIKE '%溧水%'")
+    return _json(body, media_type="application/schema+json")
+
+
+def titles_of(layer: Layer) -> dict[str, str]:
+    """Each column's Chinese title: the layer's declaration, else the base vocabulary."""
+    declared = departments.field_titles(layer.id)
+    return {c["name"]: field_title(c["name"], declared) for c in layer.columns}
+
+
+@router.get(
+    "/collections/{collection_id}/schema",
+    summary="The features' schema: every property with its type (Part 5)",
+)
+def schema(collection_id: str, r: Read):
+    layer = get_layer(r.conn, collection_id, r.who)
+    body = F.schema(layer, layer.plan(r.who), titles_of(layer))
+    body["$id"] = _url(r.request, f"/collections/{collection_id}/schema")
+    if r.html:
+        return render("queryables.html", r.request, schema=body, example=None)
+    return _json(body, media_type="application/schema+json")
+
+
+@router.get(
+    "/collections/{collection_id}/sortables",
+    summary="Properties you may sort by (Part 5)",
+)
+def sortables(collection_id: str, r: Read):
+    layer = get_layer(r.conn, collection_id, r.who)
+    body = F.sortables(layer, layer.plan(r.who), titles_of(layer))
+    body["$id"] = _url(r.request, f"/collections/{collection_id}/sortables")
+    if r.html:
+        return render("queryables.html", r.request, schema=body, example=None)
     return _json(body, media_type="application/schema+json")
 
 
@@ -256,6 +305,7 @@ class ItemParams:
 
     def __init__(
         self,
+        request: Request,
         limit: Annotated[
             int, Query(ge=1, le=F.MAX_LIMIT, description="Features per page")
         ] = F.DEFAULT_LIMIT,
@@ -282,6 +332,10 @@ class ItemParams:
             str | None, Query(description="Output CRS URI: CRS84 (default), EPSG 4490, 4326, 3857")
         ] = None,
         purpose: Annotated[str | None, Query(max_length=500, description=PURPOSE)] = None,
+        after: Annotated[
+            int | None,
+            Query(ge=0, le=2**62, description="Continue after this feature id (next links use it)"),
+        ] = None,
     ):
         self.purpose = purpose
         self.raw = {
@@ -297,7 +351,7 @@ class ItemParams:
             "datetime": datetime_,
             "crs": crs,
         }
-        lang = (filter_lang or "cql2-text").lower()
+        lang = FILTER_LANGS.get((filter_lang or "cql2-text").lower(), filter_lang or "")
         if lang not in ("cql2-text", "cql2-json"):
             raise BadRequest(
                 f"filter-lang '{filter_lang}' is not offered: use cql2-text or cql2-json"
@@ -317,7 +371,45 @@ class ItemParams:
             sortby=_sortby(sortby),
             datetime=_datetime(datetime_),
             crs=F.parse_crs_uri(crs) if crs else F.CRS84,
+            equals=_queryable_parameters(request),
+            after=after,
         )
+
+
+#: the parameters this service names itself; any other is a queryable (or a 400)
+OWN_PARAMETERS = frozenset(
+    {
+        "f",
+        "limit",
+        "offset",
+        "bbox",
+        "bbox-crs",
+        "filter",
+        "filter-lang",
+        "filter-crs",
+        "properties",
+        "sortby",
+        "datetime",
+        "crs",
+        "purpose",
+        "after",
+    }
+)
+#: the filter languages' older names (GDAL 3.6 sends cql-text) as aliases of CQL2's
+FILTER_LANGS = {
+    "cql2-text": "cql2-text",
+    "cql-text": "cql2-text",
+    "cql2-json": "cql2-json",
+    "cql-json": "cql2-json",
+}
+
+
+def _queryable_parameters(request: Request) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in OWN_PARAMETERS:
+            out.setdefault(name, []).append(value)
+    return out
 
 
 def _crs_header(q: F.ItemQuery) -> dict[str, str]:
@@ -341,7 +433,8 @@ def items(collection_id: str, r: Read, params: ItemParams = Depends()):
         detail = {"fields": sorted(plan.raw), "count": len(ids), "ids": ids[:1000]}
         audit.record(conn, who, "read_personal", layer.id, None, plan.purpose, detail)
     path = f"/collections/{collection_id}/items"
-    keep = {k: v for k, v in params.raw.items() if v is not None and k not in ("offset",)}
+    keep = {k: v for k, v in params.raw.items() if v is not None and k not in ("offset", "after")}
+    keep |= q.equals  # queryable parameters, repeated as they came
     here = q.offset or None
     links = [
         _link(request, "self", GEOJSON, "本页 this page", path, **keep, offset=here, f="json"),
@@ -351,13 +444,13 @@ def items(collection_id: str, r: Read, params: ItemParams = Depends()):
         ),
     ]
     if page.has_next:
-        after = q.offset + q.limit
+        # id order: continue after the last key (a deep page costs what the first does);
+        # another order: by offset
+        onward = {"offset": q.offset + q.limit} if q.sortby else {"after": page.last_id}
         links.append(
-            _link(
-                request, "next", GEOJSON, "下一页 next page", path, **keep, offset=after, f="json"
-            )
+            _link(request, "next", GEOJSON, "下一页 next page", path, **keep, **onward, f="json")
         )
-    if q.offset > 0:
+    if q.offset > 0 and q.after is None:
         before = max(0, q.offset - q.limit) or None
         links.append(
             _link(
