@@ -108,6 +108,9 @@ def copy_rows(
 ) -> int:
     """COPY the rows in (geometries as hex EWKB) on the caller's connection and transaction."""
     names = [f.name for f in spec.fields]
+    # RFC 7946's winding (exterior rings counter-clockwise, holes clockwise), as the base tables'
+    # trigger keeps it (migration 0007): tiles and exports inherit what is stored
+    geoms = shapely.orient_polygons(geoms, exterior_cw=False)
     ewkb = shapely.to_wkb(shapely.set_srid(geoms, STORAGE_SRID), hex=True, include_srid=True)
     cols = ", ".join(["id", *(ident(n) for n in names), "geom"])
     raw = conn.connection.dbapi_connection
