@@ -290,7 +290,8 @@ def test_queryables_hide_what_may_not_be_filtered(client):
 
 
 def _signed_area(ring) -> float:
-    return sum(x0 * y1 - x1 * y0 for (x0, y0, *_), (x1, y1, *_) in zip(ring, ring[1:])) / 2
+    pairs = zip(ring[:-1], ring[1:], strict=True)
+    return sum(x0 * y1 - x1 * y0 for (x0, y0, *_), (x1, y1, *_) in pairs) / 2
 
 
 def test_every_served_polygon_winds_as_rfc_7946_says(client, people):
