@@ -8,6 +8,8 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from api import logs, problems
@@ -47,12 +49,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database.pool_size,
         settings.database.max_overflow,
     )
+    app.openapi = lambda: _openapi(app)
     problems.install(app)
     logs.install()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for area in (docs, health, ogc, record_editing, audit_log, catalog, uploads):
         app.include_router(area.router)
+    if settings.service.cors_origin_list:  # other origins only when configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.service.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+            expose_headers=["ETag", "Location", "X-Request-Id", "Content-Crs"],
+            max_age=600,
+        )
     app.add_middleware(BodyLimit, limits=settings.limits)
     app.add_middleware(KnownHosts, names=settings.service.host_names())
     app.add_middleware(problems.CrashGuard)  # added last: the outermost of ours
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's OpenAPI 3.1 document, with the bearer token declared: /docs has Authorize."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A token from `onemap users token NAME` (anonymous: none)",
+            }
+        }
+        schema["security"] = [{}, {"bearer": []}]  # anonymous, or a bearer token
+        for path in schema.get("paths", {}).values():  # enums stated plainly: GDAL reads them so
+            for parameter in path.get("get", {}).get("parameters", []):
+                options = parameter.get("schema", {}).get("anyOf", [])
+                enums = [v for o in options for v in o.get("enum", [])]
+                if enums:
+                    parameter["schema"] = {"type": "string", "enum": enums}
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -93,6 +93,16 @@ class ServiceSettings(BaseSettings):
         "ONEMAP_HOST are added). Others are refused: links never follow a forged Host header.",
     )
 
+    cors_origins: str = Field(
+        default="",
+        description="Other origins whose pages may call this service (comma-separated; none by "
+        "default), e.g. https://gis.lishui.example",
+    )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
     def host_names(self) -> frozenset[str]:
         names = {h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip()}
         names.add(self.host.lower())

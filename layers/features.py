@@ -445,6 +445,10 @@ def queryables(layer: Layer, plan: ReadPlan, titles: dict[str, str] | None = Non
         "title": layer.title_zh,
         "properties": props,
         "additionalProperties": False,
+        # the same names in the array of the Part 3 drafts, which GDAL 3.6 still reads
+        "queryables": [
+            {"id": name, "type": p.get("type", "geometry")} for name, p in props.items()
+        ],
     }
 
 

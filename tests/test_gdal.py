@@ -57,3 +57,95 @@ def test_ogr2ogr_copies_a_layer_intact(served, engine, tmp_path):
         == source["capacity"].fillna(-1).astype(int).tolist()
     )
     assert shapely.distance(copied.geometry.values, source.geometry.values).max() < 1e-7
+
+
+GDAL_TYPES = {
+    "integer": {"int32", "int64", "int16", "bool"},
+    "number": {"float64", "float32"},
+    "string": {"object"},
+    "boolean": {"bool", "int32", "int16"},
+    "date": {"datetime64[ms]", "datetime64[D]", "object"},
+    "date-time": {"datetime64[ms]", "datetime64[ms, UTC]", "object"},
+}
+
+
+def _schema_kind(entry: dict) -> str:
+    kind = entry.get("type")
+    kind = next(k for k in kind if k != "null") if isinstance(kind, list) else kind
+    return entry.get("format") if entry.get("format") in ("date", "date-time") else kind
+
+
+def test_ogr2ogr_copies_every_layer_with_the_types_of_its_schema(served, client, people, tmp_path):
+    """As an administrator (every layer), through GDAL's own OAPIF client: counts equal
+    numberMatched, and each copied field's type is the one /collections/{id}/schema states."""
+    import os
+
+    admin = people.headers("gdal_admin", "admin")
+    target = tmp_path / "everything.gpkg"
+    env = dict(os.environ, GDAL_HTTP_HEADERS=f"Authorization: {admin['Authorization']}")
+    out = subprocess.run(
+        ["ogr2ogr", "-f", "GPKG", str(target), f"OAPIF:{served}/", "-oo", "PAGE_SIZE=5000"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    copied = {name for name, _ in pyogrio.list_layers(target)}
+    listed = client.get("/collections", headers=admin).json()["collections"]
+    assert {c["id"] for c in listed} <= copied
+    for c in listed:
+        matched = client.get(f"/collections/{c['id']}/items?limit=1", headers=admin).json()[
+            "numberMatched"
+        ]
+        info = pyogrio.read_info(target, layer=c["id"])
+        assert info["features"] == matched, c["id"]
+        schema = client.get(f"/collections/{c['id']}/schema", headers=admin).json()
+        types = dict(zip(info["fields"], info["dtypes"], strict=True))
+        for name, entry in schema["properties"].items():
+            if name in types and "x-ogc-role" not in entry:
+                kind = _schema_kind(entry)
+                assert types[name] in GDAL_TYPES.get(kind, {types[name]}), (c["id"], name, kind)
+    facilities = pyogrio.read_info(target, layer="facilities")
+    dtypes = dict(zip(facilities["fields"], facilities["dtypes"], strict=True))
+    assert dtypes["area_m2"] == "float64"  # the first page's nulls no longer make it a string
+
+
+def test_a_gdal_where_is_evaluated_by_the_server(db_url, engine, tmp_path):
+    """GDAL 3.6 sends its -where as filter-lang=cql-text: the server filters, GDAL does not."""
+    from sqlalchemy import text
+
+    from tests.conftest import running_server
+
+    target = tmp_path / "kindergartens.gpkg"
+    with running_server(db_url, log_level="info") as (base, proc):
+        out = subprocess.run(
+            [
+                "ogr2ogr",
+                "-f",
+                "GPKG",
+                str(target),
+                f"OAPIF:{base}/",
+                "facilities",
+                "-where",
+                "kind = 'kindergarten'",
+                "-oo",
+                "PAGE_SIZE=1000",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        proc.terminate()
+        log = proc.communicate(timeout=15)[0]
+    assert out.returncode == 0, out.stderr
+    with engine.connect() as conn:
+        expected = conn.execute(
+            text("SELECT count(*) FROM facilities WHERE kind = 'kindergarten'")
+        ).scalar()
+    assert pyogrio.read_info(target)["features"] == expected > 0
+    items = [line for line in log.splitlines() if "/collections/facilities/items" in line]
+    filtered = [line for line in items if "filter=" in line and "filter-lang=cql-text" in line]
+    assert filtered  # GDAL sent its -where to the server, as cql-text
+    # GDAL reads one page to learn the fields; the rest came filtered: no full copy to filter
+    assert len(items) - len(filtered) <= 1

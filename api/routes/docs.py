@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse
 
-from api.html import base_url, render, wants_html
+from api.html import STATIC, base_url, render, wants_html
 from geo.errors import KINDS, NotFound
 
 router = APIRouter(include_in_schema=False)
+CACHE_A_DAY = {"Cache-Control": "public, max-age=86400"}
 
 
 @router.get("/docs")
@@ -22,6 +24,12 @@ def swagger(request: Request):
         swagger_css_url=f"{root}/static/vendor/swagger-ui/swagger-ui.css",
         swagger_favicon_url=f"{root}/static/vendor/swagger-ui/favicon-32x32.png",
     )
+
+
+@router.get("/favicon.ico")
+def favicon():
+    """The service's icon (a map pin), so browsers find one without asking anyone else."""
+    return FileResponse(STATIC / "favicon.png", media_type="image/png", headers=CACHE_A_DAY)
 
 
 @router.get("/problems/{kind}")

@@ -6,12 +6,13 @@ write JSON/GeoJSON or the HTML page. Personal data is masked there, by role.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Format, Read
@@ -48,6 +49,8 @@ CONFORMANCE = [
 ]
 
 PURPOSE = "Why you need personal data unmasked; the read is written to the audit log"
+#: the path parameter as OGC API – Features names it (GDAL looks the items path up by this name)
+CollectionId = Annotated[str, Path(alias="collectionId", description="A layer's id")]
 
 
 def _url(request: Request, path: str = "", **params) -> str:
@@ -86,6 +89,36 @@ LANDING_LINKS = (
     ("describedby", JSON, "资源目录 Layer catalogue", "/catalog", "json"),
     ("status", JSON, "运行状态 Health", "/health", None),
 )
+
+
+#: answers depend on the caller (masks, rows): caches keep them per user and revalidate each time
+REVALIDATE = "private, no-cache"
+
+
+def conditional(
+    request: Request, body: bytes, media_type: str, validator: bytes | None = None, headers=None
+) -> Response:
+    """The answer with an ETag (over ``validator``, by default the body) and Cache-Control;
+    304 Not Modified when the caller already holds it (If-None-Match)."""
+    etag = (
+        'W/"' + hashlib.sha256(validator if validator is not None else body).hexdigest()[:32] + '"'
+    )
+    cache = {"ETag": etag, "Cache-Control": REVALIDATE, "Vary": "Authorization, Accept"}
+    held = request.headers.get("if-none-match", "")
+    if etag in [tag.strip() for tag in held.split(",")] or held.strip() == "*":
+        return Response(status_code=304, headers=cache)
+    return Response(body, media_type=media_type, headers=(headers or {}) | cache)
+
+
+def _schema_type(request: Request) -> str:
+    """JSON Schema documents as application/schema+json, or as plain JSON to a client that asks
+    only for that (GDAL 3.6 refuses any other type for the queryables)."""
+    accept = request.headers.get("accept", "")
+    return (
+        "application/schema+json"
+        if "schema+json" in accept or "*/*" in accept or not accept
+        else "application/json"
+    )
 
 
 def _json(body, status: int = 200, media_type: str = "application/json") -> Response:
@@ -153,6 +186,15 @@ def _collection(request: Request, layer: Layer, temporal: list | None = None) ->
             ),
             _link(
                 request,
+                "describedby",
+                "application/schema+json",
+                "字段结构 Schema",
+                path + "/schema",
+            ),
+            # the Part 3 drafts' name for the queryables link, which GDAL 3.6 follows
+            _link(request, "queryables", JSON, "可查询字段 Queryables", path + "/queryables"),
+            _link(
+                request,
                 "http://www.opengis.net/def/rel/ogc/1.0/sortables",
                 "application/schema+json",
                 "可排序字段 Sortables",
@@ -191,30 +233,30 @@ def collections(r: Read):
     }
     if r.html:
         return render("collections.html", r.request, collections=body["collections"])
-    return _json(body)
+    return conditional(r.request, orjson.dumps(body), "application/json")
 
 
-@router.get("/collections/{collection_id}", summary="One layer: extent, CRSs, links")
-def collection(collection_id: str, r: Read):
+@router.get("/collections/{collectionId}", summary="One layer: extent, CRSs, links")
+def collection(collection_id: CollectionId, r: Read):
     layer = get_layer(r.conn, collection_id, r.who)
     layer = F.as_seen_by(r.conn, layer, layer.plan(r.who))
     body = _collection(r.request, layer, F.time_extent(r.conn, layer))
     if r.html:
         return render("collection.html", r.request, c=body)
-    return _json(body)
+    return conditional(r.request, orjson.dumps(body), "application/json")
 
 
 @router.get(
-    "/collections/{collection_id}/queryables", summary="Properties you may filter on (JSON Schema)"
+    "/collections/{collectionId}/queryables", summary="Properties you may filter on (JSON Schema)"
 )
-def queryables(collection_id: str, r: Read):
+def queryables(collection_id: CollectionId, r: Read):
     layer = get_layer(r.conn, collection_id, r.who)
     body = F.queryables(layer, layer.plan(r.who), titles_of(layer))
     body["$id"] = _url(r.request, f"/collections/{collection_id}/queryables")
     if r.html:
         first = next((k for k, v in body["properties"].items() if v.get("type") == "string"), "id")
         return render("queryables.html", r.request, schema=body, example=f"{first} LIKE '%溧水%'")
-    return _json(body, media_type="application/schema+json")
+    return _json(body, media_type=_schema_type(r.request))
 
 
 def titles_of(layer: Layer) -> dict[str, str]:
@@ -224,29 +266,29 @@ def titles_of(layer: Layer) -> dict[str, str]:
 
 
 @router.get(
-    "/collections/{collection_id}/schema",
+    "/collections/{collectionId}/schema",
     summary="The features' schema: every property with its type (Part 5)",
 )
-def schema(collection_id: str, r: Read):
+def schema(collection_id: CollectionId, r: Read):
     layer = get_layer(r.conn, collection_id, r.who)
     body = F.schema(layer, layer.plan(r.who), titles_of(layer))
     body["$id"] = _url(r.request, f"/collections/{collection_id}/schema")
     if r.html:
         return render("queryables.html", r.request, schema=body, example=None)
-    return _json(body, media_type="application/schema+json")
+    return _json(body, media_type=_schema_type(r.request))
 
 
 @router.get(
-    "/collections/{collection_id}/sortables",
+    "/collections/{collectionId}/sortables",
     summary="Properties you may sort by (Part 5)",
 )
-def sortables(collection_id: str, r: Read):
+def sortables(collection_id: CollectionId, r: Read):
     layer = get_layer(r.conn, collection_id, r.who)
     body = F.sortables(layer, layer.plan(r.who), titles_of(layer))
     body["$id"] = _url(r.request, f"/collections/{collection_id}/sortables")
     if r.html:
         return render("queryables.html", r.request, schema=body, example=None)
-    return _json(body, media_type="application/schema+json")
+    return _json(body, media_type=_schema_type(r.request))
 
 
 # --- items -------------------------------------------------------------------------------------
@@ -318,7 +360,8 @@ class ItemParams:
             str | None, Query(description="CQL2 filter, e.g. kind = 'kindergarten'")
         ] = None,
         filter_lang: Annotated[
-            str | None, Query(alias="filter-lang", description="cql2-text or cql2-json")
+            Literal["cql2-text", "cql2-json", "cql-text", "cql-json"] | None,
+            Query(alias="filter-lang", description="cql2-text (default) or cql2-json"),
         ] = None,
         filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
         properties: Annotated[
@@ -417,12 +460,12 @@ def _crs_header(q: F.ItemQuery) -> dict[str, str]:
 
 
 @router.get(
-    "/collections/{collection_id}/items",
+    "/collections/{collectionId}/items",
     summary="Features of a layer, filtered and paged",
     response_class=Response,
     responses={200: {"content": {GEOJSON: {}}}},
 )
-def items(collection_id: str, r: Read, params: ItemParams = Depends()):
+def items(collection_id: CollectionId, r: Read, params: ItemParams = Depends()):
     request, conn, who, html = r.request, r.conn, r.who, r.html
     layer = get_layer(conn, collection_id, who)
     q = params.query
@@ -484,17 +527,19 @@ def items(collection_id: str, r: Read, params: ItemParams = Depends()):
             if q.properties is None or p["name"] in q.properties
         ]
         return render("items.html", request, layer=layer, collection=fc, columns=columns)
-    return Response(body, media_type=GEOJSON, headers=_crs_header(q))
+    # the validator leaves out timeStamp: the same features are the same answer
+    validator = b",".join(page.features) + orjson.dumps({**tail, "timeStamp": None})
+    return conditional(request, body, GEOJSON, validator, _crs_header(q))
 
 
 @router.get(
-    "/collections/{collection_id}/items/{feature_id}",
+    "/collections/{collectionId}/items/{feature_id}",
     summary="One feature",
     response_class=Response,
     responses={200: {"content": {GEOJSON: {}}}},
 )
 def item(
-    collection_id: str,
+    collection_id: CollectionId,
     feature_id: str,
     r: Read,
     crs: Annotated[str | None, Query(description="Output CRS URI")] = None,
@@ -519,4 +564,4 @@ def item(
     body = feature[:-1] + b',"links":' + orjson.dumps(links) + b"}"
     if html:
         return render("item.html", request, layer=layer, feature=orjson.loads(body))
-    return Response(body, media_type=GEOJSON, headers=_crs_header(q))
+    return conditional(request, body, GEOJSON, headers=_crs_header(q))
