@@ -71,7 +71,7 @@ LANDING_LINKS = (
     ("alternate", HTML, "网页 This page as HTML", "/", "html"),
     (
         "service-desc",
-        "application/vnd.oai.openapi+json;version=3.0",
+        "application/vnd.oai.openapi+json;version=3.1",
         "接口定义 OpenAPI definition",
         "/openapi.json",
         None,
