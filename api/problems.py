@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.html import prefers_html, render
 from geo.database import refusal_for
 from geo.errors import KINDS, OnemapError
 
@@ -62,13 +63,39 @@ def problem_body(
     return body
 
 
-def problem_response(status: int, detail: str, headers: dict | None = None, **kw: Any) -> Response:
-    return Response(
-        orjson.dumps(problem_body(status, detail, **kw)),
-        status_code=status,
-        media_type=PROBLEM,
-        headers=headers,
-    )
+#: what a person reading an error page should do, by status (Chinese first)
+ADVICE = {
+    400: "请求中的参数有误：请按下方说明修改后重试。",
+    401: "需要登录：请携带令牌（Authorization: Bearer …）访问，或向管理员申请。",
+    403: "您的角色无权进行此操作：如确需访问，请联系管理员。",
+    404: "找不到该内容：请从图层列表或资源目录重新进入。",
+    409: "与现有数据冲突：请刷新后核对再提交。",
+    412: "数据已被他人修改：请重新读取后再提交您的修改。",
+    413: "内容过大：请缩小范围或拆分后再提交。",
+    415: "格式不支持：请按说明的格式提交。",
+    422: "数据不符合规范：请按下方说明修改。",
+    428: "缺少版本号：请先读取记录，再带上 If-Match 提交。",
+    500: "服务出错：请将下方的请求编号告知管理员。",
+    503: "服务繁忙或查询过大：请缩小范围后重试。",
+}
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    headers: dict | None = None,
+    request: Request | None = None,
+    **kw: Any,
+) -> Response:
+    """The problem as problem+json, or, to a browser, as a page in Chinese that says what to do."""
+    body = problem_body(status, detail, **kw)
+    if request is not None and prefers_html(
+        request.headers.get("accept", ""), request.query_params.get("f")
+    ):
+        page = render("error.html", request, status=status, problem=body, advice=ADVICE.get(status))
+        page.headers.update(headers or {})
+        return page
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def request_id(request: Request) -> str | None:
@@ -80,6 +107,7 @@ async def _domain(request: Request, exc: OnemapError) -> Response:
         exc.status,
         exc.detail,
         exc.headers,
+        request,
         kind=exc.kind,
         title=exc.title,
         instance=request.url.path,
@@ -94,6 +122,7 @@ async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         exc.status_code,
         detail,
         getattr(exc, "headers", None),
+        request,
         instance=request.url.path,
         request_id=request_id(request),
     )
@@ -109,6 +138,8 @@ async def _validation(request: Request, exc: RequestValidationError) -> Response
     return problem_response(
         status,
         f"{first['where']}: {first['problem']}",
+        None,
+        request,
         kind="bad_request" if status == 400 else "invalid",
         instance=request.url.path,
         request_id=request_id(request),
@@ -124,7 +155,13 @@ async def _database(request: Request, exc: DBAPIError) -> Response:
     rid = request_id(request)
     log.error("request %s failed: %s %s", rid, request.method, request.url.path, exc_info=exc)
     return problem_response(
-        500, crash_detail(rid), kind="internal", instance=request.url.path, request_id=rid
+        500,
+        crash_detail(rid),
+        None,
+        request,
+        kind="internal",
+        instance=request.url.path,
+        request_id=rid,
     )
 
 
@@ -173,6 +210,20 @@ class CrashGuard:
             log.exception("request %s failed: %s %s", rid, scope.get("method"), scope.get("path"))
             if started:
                 return  # the answer is under way: nothing honest can be added to it
+            request = Request(scope)
+            if "app" in scope and prefers_html(
+                request.headers.get("accept", ""), request.query_params.get("f")
+            ):
+                page = problem_response(
+                    500,
+                    crash_detail(rid),
+                    {"x-request-id": rid},
+                    request,
+                    kind="internal",
+                    instance=scope.get("path"),
+                    request_id=rid,
+                )
+                return await page(scope, receive, send)
             body = orjson.dumps(
                 problem_body(
                     500,

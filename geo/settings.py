@@ -93,6 +93,9 @@ class ServiceSettings(BaseSettings):
         "ONEMAP_HOST are added). Others are refused: links never follow a forged Host header.",
     )
 
+    timezone: str = Field(
+        default="Asia/Shanghai", description="The zone pages show times in (JSON keeps RFC 3339 UTC)."
+    )
     cors_origins: str = Field(
         default="",
         description="Other origins whose pages may call this service (comma-separated; none by "

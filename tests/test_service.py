@@ -54,7 +54,7 @@ def test_every_spatial_table_is_a_collection_with_extent_and_count(client, engin
 
 def test_openapi_and_docs_are_served(client):
     spec = client.get("/openapi.json").json()
-    assert "/collections/{collection_id}/items" in spec["paths"]
+    assert "/collections/{collectionId}/items" in spec["paths"]  # as OGC API names it
     assert "/health" in spec["paths"]
     assert client.get("/docs").status_code == 200
 

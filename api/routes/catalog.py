@@ -19,6 +19,7 @@ from api.html import base_url, render
 from layers import departments
 from layers import features as F
 from layers.catalogue import OPENING_ZH, SHARING_ZH, Layer, list_layers
+from layers.vocabulary import field_title
 
 router = APIRouter(tags=["catalogue 资源目录"])
 FREQUENCY_ZH = {
@@ -41,7 +42,7 @@ def _entry(root: str, layer: Layer, columns: tuple[str, ...]) -> dict:
         fields.append(
             {
                 "name": f["name"],
-                "title_zh": titles.get(f["name"]),
+                "title_zh": field_title(f["name"], titles),
                 "type": f.get("type"),
                 "db_type": f.get("db_type"),
                 "nullable": f.get("nullable"),

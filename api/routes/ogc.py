@@ -15,15 +15,15 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from api.deps import Format, Read
+from api.deps import Caller, DbConnection, Format, Read
 from api.html import base_url, render, wants_html
 from geo.errors import BadRequest
 from geo.policy import audit
 from geo.settings import STORAGE_SRID
-from layers import departments
+from layers import departments, exports
 from layers import features as F
 from layers.catalogue import OPENING_ZH, SHARING_ZH, Layer, get_layer, list_layers
-from layers.vocabulary import field_title
+from layers.vocabulary import VALUE_ZH, field_title
 
 router = APIRouter(tags=["OGC API – Features"])
 GEOJSON = "application/geo+json"
@@ -129,7 +129,7 @@ def _json(body, status: int = 200, media_type: str = "application/json") -> Resp
 
 
 @router.get("/", summary="Landing page")
-def landing(request: Request, f: Format = None):
+def landing(request: Request, conn: DbConnection, who: Caller, f: Format = None):
     body = {
         "title": "一张图 onemap · 溧水区",
         "description": "城市一张图空间服务：标准地址、网格、建筑、四实数据、自然资源底图、城市体检、存量资产与城市安全。"
@@ -140,7 +140,9 @@ def landing(request: Request, f: Format = None):
         ],
     }
     if wants_html(request, f):
-        return render("landing.html", request, landing=body)
+        layers = [F.as_seen_by(conn, layer, layer.plan(who)) for layer in list_layers(conn, who)]
+        total = sum(layer.feature_count or 0 for layer in layers)
+        return render("landing.html", request, landing=body, layers=layers, total=total)
     return _json(body)
 
 
@@ -292,6 +294,73 @@ def sortables(collection_id: CollectionId, r: Read):
 
 
 # --- items -------------------------------------------------------------------------------------
+
+#: downloads of a page: format → (media type, file suffix)
+DOWNLOADS = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "gpkg": ("application/geopackage+sqlite3", "gpkg"),
+}
+
+
+def _download(layer: Layer, features: list[dict], q: F.ItemQuery, plan, fmt: str) -> Response:
+    """The page as a file, written from the features served (masked as the caller sees them)."""
+    columns = [c["name"] for c in layer.property_columns(plan)]
+    if q.properties is not None:
+        columns = [c for c in columns if c in q.properties]
+    if fmt == "csv":
+        content = exports.to_csv(features, columns, titles_of(layer))
+    else:
+        content = exports.to_gpkg(features, layer.id, F.OUTPUT_CRS[q.crs][0])
+    media, suffix = DOWNLOADS[fmt]
+    disposition = f'attachment; filename="{layer.id}.{suffix}"'
+    return Response(content, media_type=media, headers={"Content-Disposition": disposition})
+
+
+def _items_page(request: Request, layer: Layer, fc: dict, q: F.ItemQuery, plan) -> Response:
+    """The items as a page: the queryables as a form (Chinese labels, enumerations as choices),
+    the box from the map, a page size, the count, downloads; values in Chinese, times local."""
+    titles = titles_of(layer)
+    columns = [
+        c["name"]
+        for c in layer.property_columns(plan)
+        if q.properties is None or c["name"] in q.properties
+    ]
+    kinds = F.kinds(layer)
+    times = {name for name, kind in kinds.items() if kind in ("date", "datetime")}
+    form_fields = [
+        {
+            "name": name,
+            "title": titles.get(name, name),
+            "choices": sorted(VALUE_ZH.get(name, {}).items()) if name in VALUE_ZH else None,
+            "value": (q.equals.get(name) or [None])[0],
+        }
+        for name in plan.columns
+        if name not in plan.masked
+        and kinds.get(name) in ("string", "integer", "boolean")
+        and (name in VALUE_ZH or name in ("name", "code", "grid_code"))
+    ][:8]
+    vocabulary = {
+        "titles": titles,
+        "values": {name: VALUE_ZH[name] for name in columns if name in VALUE_ZH},
+    }
+
+    def download_url(fmt: str) -> str:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "f"]
+        return f"{base_url(request)}{request.url.path}?{urlencode(query + [('f', fmt)])}"
+
+    return render(
+        "items.html",
+        request,
+        layer=layer,
+        collection=fc,
+        columns=columns,
+        titles=titles,
+        times=times,
+        form_fields=form_fields,
+        vocabulary=vocabulary,
+        limit=q.limit,
+        download_url=download_url,
+    )
 
 
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
@@ -465,8 +534,19 @@ def _crs_header(q: F.ItemQuery) -> dict[str, str]:
     response_class=Response,
     responses={200: {"content": {GEOJSON: {}}}},
 )
-def items(collection_id: CollectionId, r: Read, params: ItemParams = Depends()):
-    request, conn, who, html = r.request, r.conn, r.who, r.html
+def items(
+    collection_id: CollectionId,
+    request: Request,
+    conn: DbConnection,
+    who: Caller,
+    params: ItemParams = Depends(),
+    f: Annotated[
+        str | None,
+        Query(alias="f", description="json (default), html, or a download: csv, gpkg"),
+    ] = None,
+):
+    download = (f or "").lower() if (f or "").lower() in DOWNLOADS else None
+    html = False if download else wants_html(request, f)
     layer = get_layer(conn, collection_id, who)
     q = params.query
     plan = layer.plan(who, params.purpose)
@@ -519,14 +599,10 @@ def items(collection_id: CollectionId, r: Read, params: ItemParams = Depends()):
         + b"],"
         + orjson.dumps(tail)[1:]
     )
+    if download:
+        return _download(layer, orjson.loads(body)["features"], q, plan, download)
     if html:
-        fc = orjson.loads(body)
-        columns = [
-            p["name"]
-            for p in layer.property_columns(plan)
-            if q.properties is None or p["name"] in q.properties
-        ]
-        return render("items.html", request, layer=layer, collection=fc, columns=columns)
+        return _items_page(request, layer, orjson.loads(body), q, plan)
     # the validator leaves out timeStamp: the same features are the same answer
     validator = b",".join(page.features) + orjson.dumps({**tail, "timeStamp": None})
     return conditional(request, body, GEOJSON, validator, _crs_header(q))
@@ -563,5 +639,17 @@ def item(
     ]
     body = feature[:-1] + b',"links":' + orjson.dumps(links) + b"}"
     if html:
-        return render("item.html", request, layer=layer, feature=orjson.loads(body))
+        titles = titles_of(layer)
+        times = {name for name, kind in F.kinds(layer).items() if kind in ("date", "datetime")}
+        vocabulary = {"titles": titles, "values": VALUE_ZH}
+        feature = orjson.loads(body)
+        return render(
+            "item.html",
+            request,
+            layer=layer,
+            feature=feature,
+            titles=titles,
+            times=times,
+            vocabulary=vocabulary,
+        )
     return conditional(request, body, GEOJSON, headers=_crs_header(q))
