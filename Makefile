@@ -21,13 +21,20 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 # System packages: PostGIS is installed by `onemap db up` itself; GDAL's command-line tools are
-# needed by the test that reads our service with GDAL's own OGC API client.
+# needed by the tests that read our service with GDAL's own OGC API client, and Debian's Chromium
+# with its driver by the browser tests (never a downloaded browser).
+# and a CJK font, so that the browser tests' screenshots show Chinese (as a user's machine does).
+SYSTEM_TOOLS := ogrinfo:gdal-bin chromium:chromium chromedriver:chromium-driver \
+	/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei
 system:
-	@if ! command -v ogrinfo >/dev/null 2>&1; then \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  tool=$${pair%%:*}; { command -v $$tool || test -e $$tool; } >/dev/null 2>&1 || \
+	    missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing gdal-bin"; DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q gdal-bin; \
-	  else echo "gdal-bin is missing: sudo apt-get install gdal-bin (its test will be skipped)"; fi; \
+	    echo "installing$$missing"; DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else echo "missing:$$missing: sudo apt-get install$$missing (their tests will be skipped)"; fi; \
 	fi
 
 db: venv

@@ -5,6 +5,7 @@
   var el = document.getElementById("map");
   if (!el || !window.L) return;
   var map = L.map(el, { preferCanvas: true, attributionControl: false });
+  window.onemapMap = map;  // for the browser tests and the console
   var root = document.querySelector("header .brand").getAttribute("href").replace(/\/\?f=html$/, "");
   var vocabulary = { titles: {}, values: {} };
   var fields = document.getElementById("fields");

@@ -1,0 +1,152 @@
+"""The pages in a real browser: Debian's headless Chromium, driven by selenium through Debian's
+chromedriver, on a served port. Every page loads with no request leaving 127.0.0.1 and no console
+error, a map draws, and a name carrying script is shown, never run. Screenshots are saved in
+test-output/screenshots/ for a person to look at."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER), reason="Debian's chromium and chromium-driver are not installed"
+)
+SHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
+XSS = '<img src=x onerror="window.__xss=1">避难所'
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def report_id(engine, tmp_path_factory):
+    """An ingest of shelters, one of whose names carries script (it is stored as text)."""
+    from layers.ingest import ingest
+
+    path = tmp_path_factory.mktemp("xss") / "shelters.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["编号", "名称", "经度", "纬度", "可容纳人数"])
+        writer.writerow(["X1", XSS, "119.0300", "31.6500", "100"])
+        writer.writerow(["X2", "永阳广场避难所", "119.0350", "31.6520", "300"])
+    with engine.begin() as conn:
+        report = ingest(conn, path, "emergency_shelters", "区应急管理局", "EPSG:4490")
+    return report.id
+
+
+def _visit(browser, url: str, name: str, *, errors_expected: bool = False) -> dict:
+    """Load a page; return what it requested, what it logged, and save a screenshot."""
+    browser.get_log("performance")  # forget what came before
+    browser.get_log("browser")
+    browser.get(url)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        state = browser.execute_script(
+            "var m = document.getElementById('map');"
+            "return document.readyState === 'complete' && (!m || m.getAttribute('data-ready'));"
+        )
+        if state:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # let the map's own requests (the district outline) come back
+    requests = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            requests.append(message["params"]["request"]["url"])
+    console = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / f"{name}.png"))
+    # what leaves the machine goes by http(s) or ws(s); chrome:// and data: are the browser's own
+    offsite = [
+        u
+        for u in requests
+        if u.startswith(("http", "ws")) and not u.startswith(("http://127.0.0.1", "ws://127.0.0.1"))
+    ]
+    assert offsite == [], (name, offsite)
+    if not errors_expected:
+        assert console == [], (name, console)
+    return {"requests": requests, "console": console}
+
+
+def _canvas_drawn(browser) -> int:
+    """How many pixels of the map's canvas were painted (non-transparent)."""
+    return browser.execute_script(
+        "var c = document.querySelector('#map canvas'); if (!c) return 0;"
+        "var d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;"
+        "for (var i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n;"
+    )
+
+
+def test_every_page_loads_from_this_host_only_without_console_errors(
+    browser, served, report_id, client
+):
+    feature = client.get("/collections/facilities/items?limit=1").json()["features"][0]["id"]
+    pages = {
+        "landing": "/?f=html",
+        "layers": "/collections?f=html",
+        "collection": "/collections/buildings?f=html",
+        "items": "/collections/facilities/items?f=html&limit=100",
+        "item": f"/collections/facilities/items/{feature}?f=html",
+        "catalogue": "/catalog?f=html",
+        "queryables": "/collections/buildings/queryables?f=html",
+        "report": f"/ingest/reports/{report_id}?f=html",
+        "docs": "/docs",
+    }
+    for name, path in pages.items():
+        _visit(browser, served + path, name)
+        assert browser.title and browser.title != "一张图 onemap" or name == "landing", name
+    _visit(browser, served + "/collections/facilities/items?f=html&limit=500", "items-map")
+    assert _canvas_drawn(browser) > 500  # the features and the district outline were drawn
+
+
+def test_a_browser_gets_an_error_page_in_chinese(browser, served):
+    _visit(browser, served + "/collections/nowhere/items", "error-404", errors_expected=True)
+    body = browser.find_element("tag name", "body").text
+    assert "找不到" in body and "返回首页" in body
+    assert "404" in browser.title
+
+
+def test_a_name_carrying_script_is_shown_never_run(browser, served, report_id):
+    _visit(browser, served + "/collections/emergency_shelters/items?f=html", "xss")
+    opened = browser.execute_script(
+        "var n = 0; window.onemapMap.eachLayer(function (l) {"
+        "  if (l.getPopup && l.getPopup()) { l.openPopup(); n++; } }); return n;"
+    )
+    assert opened >= 1
+    time.sleep(0.5)
+    assert browser.execute_script("return window.__xss") is None
+    shown = browser.find_element("tag name", "body").text
+    assert "<img src=x" in shown  # as text, in the table and the popup
+    assert browser.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
