@@ -16,7 +16,8 @@ LAYER = departmental_layer(
     title_zh="应急避难场所",
     title_en="Emergency shelters",
     department=EMERGENCY,
-    description="Emergency shelters with their effective area and capacity, from the emergency "
+    description="区应急管理局提供的应急避难场所名录，含有效避难面积与可容纳人数。"
+    "Emergency shelters with their effective area and capacity, from the emergency "
     "management bureau's list (GCJ-02 picks, converted to CGCS2000 at ingest).",
     ingest=Ingest(
         key="code",

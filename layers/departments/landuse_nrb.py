@@ -16,7 +16,8 @@ LAYER = departmental_layer(
     title_zh="三调地类图斑",
     title_en="Land-use parcels (third land survey)",
     department=NATURAL_RESOURCES,
-    description="Land-use parcels of the third national land survey (三调) by GB/T 21010-2017 "
+    description="区自然资源和规划局提供的第三次国土调查（三调）地类图斑。"
+    "Land-use parcels of the third national land survey (三调) by GB/T 21010-2017 "
     "class, from the natural resources bureau's Shapefile (EPSG:4549).",
     ingest=Ingest(
         key="parcel_id",
