@@ -252,6 +252,7 @@ def serve(
         )
     host = host or settings.service.host
     port = port or settings.service.http_port
+    os.environ["ONEMAP_HOST"] = host  # the workers' settings: the address they answer to
     base = f"http://{host}:{port}"
     if os.geteuid() == 0:
         user = _drop_privileges(settings)

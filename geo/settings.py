@@ -8,6 +8,7 @@ A wrong value fails at start-up with the variable's name in the message.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,17 @@ class SpatialSettings(BaseSettings):
     district_code: str = Field(default="320117", pattern=r"^\d{6}$")
 
 
+def _own_addresses() -> set[str]:
+    """This machine's name and the addresses it resolves to (for a service listening on all)."""
+    import socket
+
+    hostname = socket.gethostname()
+    names = {hostname.lower(), socket.getfqdn().lower()}
+    with contextlib.suppress(OSError):
+        names |= {info[4][0] for info in socket.getaddrinfo(hostname, None)}
+    return names
+
+
 class ServiceSettings(BaseSettings):
     """Where the web service listens."""
 
@@ -94,7 +106,8 @@ class ServiceSettings(BaseSettings):
     )
 
     timezone: str = Field(
-        default="Asia/Shanghai", description="The zone pages show times in (JSON keeps RFC 3339 UTC)."
+        default="Asia/Shanghai",
+        description="The zone pages show times in (JSON keeps RFC 3339 UTC).",
     )
     cors_origins: str = Field(
         default="",
@@ -109,6 +122,8 @@ class ServiceSettings(BaseSettings):
     def host_names(self) -> frozenset[str]:
         names = {h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip()}
         names.add(self.host.lower())
+        if self.host in ("0.0.0.0", "::"):  # listening everywhere: this machine's own names too
+            names |= _own_addresses()
         if self.public_url:
             names.add((urlsplit(self.public_url).hostname or "").lower())
         return frozenset(n for n in names if n)
