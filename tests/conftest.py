@@ -246,3 +246,36 @@ def snapshot(engine, tables=None) -> dict[str, str]:
                 )
             ).scalar()
     return out
+
+
+@contextmanager
+def vanished_layer(engine, layer_id: str, column: str):
+    """A catalogued layer whose table is gone (an id and one text column): any read of it fails
+    in the database, a fault of ours, for the tests of 500s. Removed from the catalogue after."""
+    from sqlalchemy import text
+
+    fields = [
+        {"name": "id", "type": "integer", "db_type": "bigint"},
+        {"name": column, "type": "string", "db_type": "text"},
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            text(f'CREATE TABLE layers."{layer_id}" (id bigint PRIMARY KEY, "{column}" text)')
+        )
+        conn.execute(
+            text("""INSERT INTO layer_catalogue (id, table_name, title_zh, title_en, department,
+                    sharing_level, opening_level, fields)
+                    VALUES (:id, :table, '消失', 'Vanished', 'test', 'unconditional', 'open',
+                    CAST(:fields AS jsonb))"""),
+            {
+                "id": layer_id,
+                "table": f"layers.{layer_id}",
+                "fields": __import__("json").dumps(fields),
+            },
+        )
+        conn.execute(text(f'DROP TABLE layers."{layer_id}"'))
+    try:
+        yield layer_id
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM layer_catalogue WHERE id = :id"), {"id": layer_id})

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from api.app import create_app
 from api.problems import PROBLEM
@@ -73,27 +72,15 @@ def test_an_unexpected_error_is_a_500_problem_with_a_request_id(crashing, caplog
 
 def test_a_database_failure_in_a_real_route_is_a_500_problem(client, engine):
     """A catalogued layer whose table vanished: the SQL error never reaches the caller."""
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE layers.vanishing (id bigint PRIMARY KEY, label text)"))
-        conn.execute(
-            text("""INSERT INTO layer_catalogue (id, table_name, title_zh, title_en, department,
-                    sharing_level, opening_level, fields)
-                    VALUES ('vanishing', 'layers.vanishing', '消失', 'Vanishing', 'test',
-                    'unconditional', 'open',
-                    '[{"name": "id", "type": "integer", "db_type": "bigint"},
-                      {"name": "label", "type": "string", "db_type": "text"}]')""")
-        )
-        conn.execute(text("DROP TABLE layers.vanishing"))
-    try:
+    from tests.conftest import vanished_layer
+
+    with vanished_layer(engine, "vanishing", "label"):
         app = create_app(client.app.state.settings)
         with TestClient(app, raise_server_exceptions=False) as own:
             r = own.get("/collections/vanishing/items")
-        assert r.status_code == 500 and r.headers["content-type"] == PROBLEM
-        assert "vanishing" not in r.json()["detail"] and "UndefinedTable" not in r.text
-        assert r.json()["request_id"] == r.headers["x-request-id"]
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM layer_catalogue WHERE id = 'vanishing'"))
+    assert r.status_code == 500 and r.headers["content-type"] == PROBLEM
+    assert "vanishing" not in r.json()["detail"] and "UndefinedTable" not in r.text
+    assert r.json()["request_id"] == r.headers["x-request-id"]
 
 
 def test_every_answer_carries_a_request_id(client):

@@ -87,7 +87,7 @@ def test_logs_never_carry_personal_numbers(db_url, engine):
     from sqlalchemy import text
 
     from api.logs import MaskingFormatter, redact
-    from tests.conftest import running_server
+    from tests.conftest import running_server, vanished_layer
 
     with engine.connect() as conn:
         phone, id_number = conn.execute(
@@ -105,33 +105,20 @@ def test_logs_never_carry_personal_numbers(db_url, engine):
     )
     assert phone not in MaskingFormatter().format(record)
 
-    with engine.begin() as conn:  # a layer whose table vanishes: a 500 with a phone in its SQL
-        conn.execute(
-            text("CREATE TABLE layers.vanished_phones (id bigint PRIMARY KEY, phone text)")
+    # a layer whose table vanished: a 500 with a phone in its SQL parameters
+    with (
+        vanished_layer(engine, "vanished_phones", "phone"),
+        running_server(db_url, log_level="info") as (base, proc),
+    ):
+        ok = httpx.get(
+            f"{base}/collections/organisations/items",
+            params={"filter": f"contact_phone = '{phone}' OR name = '{id_number}'"},
         )
-        conn.execute(
-            text("""INSERT INTO layer_catalogue (id, table_name, title_zh, title_en, department,
-                    sharing_level, opening_level, fields)
-                    VALUES ('vanished_phones', 'layers.vanished_phones', '消失', 'Vanished', 't',
-                    'unconditional', 'open',
-                    '[{"name": "id", "type": "integer", "db_type": "bigint"},
-                      {"name": "phone", "type": "string", "db_type": "text"}]')""")
+        crash = httpx.get(
+            f"{base}/collections/vanished_phones/items", params={"filter": f"phone = '{phone}'"}
         )
-        conn.execute(text("DROP TABLE layers.vanished_phones"))
-    try:
-        with running_server(db_url, log_level="info") as (base, proc):
-            ok = httpx.get(
-                f"{base}/collections/organisations/items",
-                params={"filter": f"contact_phone = '{phone}' OR name = '{id_number}'"},
-            )
-            crash = httpx.get(
-                f"{base}/collections/vanished_phones/items", params={"filter": f"phone = '{phone}'"}
-            )
-            proc.terminate()
-            output = proc.communicate(timeout=15)[0]
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM layer_catalogue WHERE id = 'vanished_phones'"))
+        proc.terminate()
+        output = proc.communicate(timeout=15)[0]
     assert ok.status_code == 400 and crash.status_code == 500  # personal: no filtering on it
     assert "/collections/organisations/items" in output and '" 400' in output
     assert crash.json()["request_id"] in output and "Traceback" in output

@@ -15,7 +15,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from api.deps import Caller, DbConnection, Format, Read
+from api.deps import Caller, DbConnection, Format, Read, Reading
 from api.html import base_url, render, wants_html
 from geo.errors import BadRequest
 from geo.policy import audit
@@ -272,12 +272,7 @@ def titles_of(layer: Layer) -> dict[str, str]:
     summary="The features' schema: every property with its type (Part 5)",
 )
 def schema(collection_id: CollectionId, r: Read):
-    layer = get_layer(r.conn, collection_id, r.who)
-    body = F.schema(layer, layer.plan(r.who), titles_of(layer))
-    body["$id"] = _url(r.request, f"/collections/{collection_id}/schema")
-    if r.html:
-        return render("queryables.html", r.request, schema=body, example=None)
-    return _json(body, media_type=_schema_type(r.request))
+    return _schema_document(collection_id, r, "schema", F.schema)
 
 
 @router.get(
@@ -285,9 +280,14 @@ def schema(collection_id: CollectionId, r: Read):
     summary="Properties you may sort by (Part 5)",
 )
 def sortables(collection_id: CollectionId, r: Read):
+    return _schema_document(collection_id, r, "sortables", F.sortables)
+
+
+def _schema_document(collection_id: str, r: Reading, name: str, build) -> Response:
+    """A layer's JSON Schema document (schema, sortables), as the caller's plan shows it."""
     layer = get_layer(r.conn, collection_id, r.who)
-    body = F.sortables(layer, layer.plan(r.who), titles_of(layer))
-    body["$id"] = _url(r.request, f"/collections/{collection_id}/sortables")
+    body = build(layer, layer.plan(r.who), titles_of(layer))
+    body["$id"] = _url(r.request, f"/collections/{collection_id}/{name}")
     if r.html:
         return render("queryables.html", r.request, schema=body, example=None)
     return _json(body, media_type=_schema_type(r.request))
