@@ -25,12 +25,17 @@ def to_csv(features: list[dict], columns: list[str], titles: dict[str, str]) -> 
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+#: a cell a spreadsheet would read as a formula (CSV injection): shown as text, with a quote
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value) -> str:
     if value is None:
         return ""
-    if isinstance(value, list | dict):
-        return str(value)
-    return str(value)
+    text = str(value)
+    if isinstance(value, str) and text.startswith(FORMULA_START):
+        return "'" + text
+    return text
 
 
 def to_gpkg(features: list[dict], layer: str, epsg: int) -> bytes:

@@ -91,3 +91,12 @@ def test_the_landing_page_says_what_the_service_holds(client):
     page = client.get("/?f=html").text
     for words in ("图层 Layers", "资源目录 Catalogue", "专题地图 Maps", "业务工具"):
         assert words in page
+
+
+def test_a_csv_download_never_carries_a_formula():
+    """A department's value that a spreadsheet would run (CSV injection) is written as text."""
+    from layers.exports import to_csv
+
+    feature = {"id": 1, "geometry": None, "properties": {"name": '=HYPERLINK("http://x")'}}
+    rows = list(csv.reader(io.StringIO(to_csv([feature], ["name"], {}).decode("utf-8-sig"))))
+    assert rows[1][1] == '\'=HYPERLINK("http://x")'
