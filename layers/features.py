@@ -358,13 +358,24 @@ def query_items(conn: Connection, layer: Layer, q: ItemQuery, plan: ReadPlan) ->
         if q.sortby:
             raise BadRequest("after= continues the id order: it cannot be combined with sortby")
         page_where = and_(where, t.c[layer.id_field] > q.after)
-    stmt = (
-        select(_feature_sql(layer, t, q, plan), t.c[layer.id_field])
-        .where(page_where)
-        .order_by(*_order(layer, t, q, plan))
-        .limit(q.limit + 1)
-        .offset(q.offset if q.after is None else 0)
-    )
+    order = _order(layer, t, q, plan)
+    features = select(_feature_sql(layer, t, q, plan), t.c[layer.id_field])
+    if q.offset and q.after is None:
+        # the rows an offset skips are found by id alone: building their GeoJSON only to throw
+        # it away made a deep page cost what all the pages before it did
+        ids = (
+            select(t.c[layer.id_field].label("page_id"))
+            .where(page_where)
+            .order_by(*order)
+            .limit(q.limit + 1)
+            .offset(q.offset)
+            .subquery()
+        )
+        stmt = features.select_from(t.join(ids, t.c[layer.id_field] == ids.c.page_id)).order_by(
+            *order
+        )
+    else:
+        stmt = features.where(page_where).order_by(*order).limit(q.limit + 1)
     with refusing():
         found = conn.execute(stmt).all()
         has_next = len(found) > q.limit

@@ -198,9 +198,13 @@ def list_records(
     where = "t.grid_code = ANY(:own)" if own else "true"
     params = {"own": grids, "limit": limit, "offset": offset}
     table = sql_table(rtype.name)
+    # the page's ids first: the rows an offset skips are never turned into JSON
     rows = conn.execute(
-        text(f"""SELECT t.id, t.version, to_jsonb(t) - 'geom' AS props, ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry
-                 FROM {table} t WHERE {where} ORDER BY t.id LIMIT :limit OFFSET :offset"""),
+        text(f"""WITH page AS (SELECT t.id FROM {table} t WHERE {where}
+                               ORDER BY t.id LIMIT :limit OFFSET :offset)
+                 SELECT t.id, t.version, to_jsonb(t) - 'geom' AS props,
+                        ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry
+                 FROM {table} t JOIN page USING (id) ORDER BY t.id"""),
         params,
     ).all()
     total = conn.execute(text(f"SELECT count(*) FROM {table} t WHERE {where}"), params).scalar_one()
