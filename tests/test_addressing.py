@@ -132,3 +132,57 @@ def test_geocode_is_set_based_whatever_the_batch_size(engine):
         assert all(g.matched and g.tier == "exact" for g in found)
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+def test_a_misspelt_address_resolves_by_trigrams_or_says_why_not(engine):
+    """One wrong character: the most similar standard address, if clearly the most similar."""
+    with engine.connect() as conn:
+        aid, name = conn.execute(
+            text("SELECT id, full_name FROM addresses WHERE level = 'door' ORDER BY id LIMIT 1")
+        ).one()
+    road_char = next(i for i, ch in enumerate(name) if i > 8 and not ch.isdigit())
+    misspelt = (
+        name[:road_char] + ("甲" if name[road_char] != "甲" else "乙") + name[road_char + 1 :]
+    )
+    with engine.connect() as conn:
+        found, nonsense = geocode(conn, [(1, misspelt), (2, "完全不存在的地方九九九号")])
+        hashjoin = conn.execute(text("SHOW enable_hashjoin")).scalar()
+        conn.rollback()
+    assert found.address_id == aid and found.tier == "fuzzy"
+    assert not nonsense.matched and "no standard address matches" in nonsense.reason
+    assert hashjoin == "on"  # the caller's transaction goes on with the planner as it was
+
+
+def test_every_tier_probes_an_index(engine):
+    """Each tier's query can reach addresses through its index (the small test city is cheap to
+    scan, so scanning is ruled out here to see that the index serves the query as written)."""
+    from geo import addressing
+
+    with engine.connect() as conn:
+        conn.execute(
+            text("""CREATE TEMPORARY TABLE _geocode (key bigint PRIMARY KEY, raw text, norm text,
+                    tail text, area_patterns text[], address_id bigint, tier text, reason text)""")
+        )
+        conn.execute(
+            text("""INSERT INTO _geocode (key, raw, norm, tail, area_patterns)
+                    VALUES (1, '溧水区某路1号', '某路1号', '某路1号', '{}')""")
+        )
+        conn.execute(text("ANALYZE _geocode"))
+        conn.execute(text("SET LOCAL enable_hashjoin = off"))
+        conn.execute(text("SET LOCAL enable_mergejoin = off"))
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        for sql in (
+            addressing._TIER_EXACT,
+            addressing._TIER_NORMALISED,
+            addressing._TIER_WITHOUT_AREA,
+        ):
+            plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + sql.text)))
+            assert "Seq Scan on addresses" not in plan, plan
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                text("EXPLAIN " + addressing._TIER_FUZZY.text), {"at_least": 0.6, "lead": 0.1}
+            )
+        )
+        assert "ix_addresses_trigrams" in plan, plan
+        conn.rollback()

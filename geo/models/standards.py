@@ -9,10 +9,12 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -68,6 +70,23 @@ class Address(Editable, Base):
         CheckConstraint(f"level IN {ADDRESS_LEVELS!r}", name="level_known"),
         CheckConstraint("length(full_name) >= 4", name="full_name_length"),
         *geometry_checks(),
+        # the geocoder's indexes, one per tier (migration 0008, geo.addressing)
+        Index("ix_addresses_aliases", "aliases", postgresql_using="gin"),
+        Index(
+            "ix_addresses_keys",
+            text("onemap_address_keys(full_name, aliases)"),
+            postgresql_using="gin",
+        ),
+        Index(
+            "ix_addresses_tail",
+            text("onemap_address_tail(road, door_number, estate, building_number, unit_number)"),
+        ),
+        Index(
+            "ix_addresses_trigrams",
+            text("onemap_normalise_address(full_name)"),
+            postgresql_using="gin",
+            postgresql_ops={"onemap_normalise_address(full_name)": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = id_column()
