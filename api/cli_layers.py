@@ -115,16 +115,44 @@ def ingest_file(
     )
 
 
+@layers_app.command("declare")
+def declare(
+    file: Path = typer.Argument(..., help="The layer's declaration, a TOML file."),
+) -> None:
+    """Declare (or re-declare) a departmental layer from a TOML file: fields and their source
+    columns, key, matching, personal fields, sharing and opening levels (see the README)."""
+    from geo.database import connect
+    from layers import departments
+    from layers.declaration import SpecError
+
+    if not file.is_file():
+        _fail(f"no file at {file}")
+    try:
+        with connect() as conn:
+            layer = departments.declare(
+                conn, file.read_text(encoding="utf-8"), file.name, _operator()
+            )
+    except SpecError as exc:
+        _fail(f"{exc}\nnothing was changed")
+    out.print(
+        f"declared {layer.id} ({layer.title_zh}): {len(layer.fields)} fields; ingest files with "
+        f"onemap layers ingest FILE --layer {layer.id} --dept '{layer.department}'"
+    )
+
+
 @layers_app.command("list")
 def list_layers() -> None:
     """The declared departmental layers: id, titles, department, fields, matching, sharing."""
+    from geo.database import connect
     from layers import departments
 
     table = Table(title="declared departmental layers · 部门图层")
     table.add_column("id", no_wrap=True)
     for column in ("title", "department", "fields", "match", "sharing / opening"):
         table.add_column(column, overflow="fold")
-    for spec in departments.declared():
+    with connect() as conn:
+        every = departments.declared(conn)
+    for spec in every:
         table.add_row(
             spec.id,
             f"{spec.title_zh} {spec.title_en}",

@@ -99,9 +99,9 @@ def _district(conn: Connection, metric_srid: int):
     return shapely.from_wkb(bytes(row[0])), float(row[1])
 
 
-def _declared_layer(layer_id: str, department: str) -> Layer:
+def _declared_layer(conn: Connection, layer_id: str, department: str) -> Layer:
     try:
-        spec = departments.get(layer_id)
+        spec = departments.get(layer_id, conn)
     except departments.UnknownLayer as exc:
         raise IngestError(str(exc)) from exc
     if not spec.owned_by(department):
@@ -169,7 +169,7 @@ def ingest(
     clock = _Clock(progress)
     path = Path(path)
     name = file_name or path.name
-    spec = _declared_layer(layer_id, department)
+    spec = _declared_layer(conn, layer_id, department)
     rejected: dict[int, str] = {}
     notes: list[str] = []
 

@@ -32,9 +32,8 @@ FREQUENCY_ZH = {
 }
 
 
-def _entry(root: str, layer: Layer, columns: tuple[str, ...]) -> dict:
+def _entry(root: str, layer: Layer, columns: tuple[str, ...], titles: dict[str, str]) -> dict:
     """A layer's catalogue entry, listing only the columns the caller's read plan serves."""
-    titles = departments.field_titles(layer.id)
     fields = []
     for f in layer.columns:
         if f["name"] not in columns:
@@ -92,7 +91,8 @@ def catalog(r: Read):
     entries = []
     for layer in list_layers(r.conn, r.who):
         plan = layer.plan(r.who)
-        entries.append(_entry(root, F.as_seen_by(r.conn, layer, plan), plan.columns))
+        titles = departments.field_titles(layer.id, r.conn)
+        entries.append(_entry(root, F.as_seen_by(r.conn, layer, plan), plan.columns, titles))
     if r.html:
         return render("catalog.html", r.request, entries=entries)
     body = {

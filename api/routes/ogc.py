@@ -253,7 +253,7 @@ def collection(collection_id: CollectionId, r: Read):
 )
 def queryables(collection_id: CollectionId, r: Read):
     layer = get_layer(r.conn, collection_id, r.who)
-    body = F.queryables(layer, layer.plan(r.who), titles_of(layer))
+    body = F.queryables(layer, layer.plan(r.who), titles_of(layer, r.conn))
     body["$id"] = _url(r.request, f"/collections/{collection_id}/queryables")
     if r.html:
         first = next((k for k, v in body["properties"].items() if v.get("type") == "string"), "id")
@@ -261,9 +261,9 @@ def queryables(collection_id: CollectionId, r: Read):
     return _json(body, media_type=_schema_type(r.request))
 
 
-def titles_of(layer: Layer) -> dict[str, str]:
+def titles_of(layer: Layer, conn=None) -> dict[str, str]:
     """Each column's Chinese title: the layer's declaration, else the base vocabulary."""
-    declared = departments.field_titles(layer.id)
+    declared = departments.field_titles(layer.id, conn)
     return {c["name"]: field_title(c["name"], declared) for c in layer.columns}
 
 
@@ -286,7 +286,7 @@ def sortables(collection_id: CollectionId, r: Read):
 def _schema_document(collection_id: str, r: Reading, name: str, build) -> Response:
     """A layer's JSON Schema document (schema, sortables), as the caller's plan shows it."""
     layer = get_layer(r.conn, collection_id, r.who)
-    body = build(layer, layer.plan(r.who), titles_of(layer))
+    body = build(layer, layer.plan(r.who), titles_of(layer, r.conn))
     body["$id"] = _url(r.request, f"/collections/{collection_id}/{name}")
     if r.html:
         return render("queryables.html", r.request, schema=body, example=None)
@@ -302,13 +302,15 @@ DOWNLOADS = {
 }
 
 
-def _download(layer: Layer, features: list[dict], q: F.ItemQuery, plan, fmt: str) -> Response:
+def _download(
+    layer: Layer, features: list[dict], q: F.ItemQuery, plan, fmt: str, titles: dict[str, str]
+) -> Response:
     """The page as a file, written from the features served (masked as the caller sees them)."""
     columns = [c["name"] for c in layer.property_columns(plan)]
     if q.properties is not None:
         columns = [c for c in columns if c in q.properties]
     if fmt == "csv":
-        content = exports.to_csv(features, columns, titles_of(layer))
+        content = exports.to_csv(features, columns, titles)
     else:
         content = exports.to_gpkg(features, layer.id, F.OUTPUT_CRS[q.crs][0])
     media, suffix = DOWNLOADS[fmt]
@@ -316,10 +318,11 @@ def _download(layer: Layer, features: list[dict], q: F.ItemQuery, plan, fmt: str
     return Response(content, media_type=media, headers={"Content-Disposition": disposition})
 
 
-def _items_page(request: Request, layer: Layer, fc: dict, q: F.ItemQuery, plan) -> Response:
+def _items_page(
+    request: Request, layer: Layer, fc: dict, q: F.ItemQuery, plan, titles: dict[str, str]
+) -> Response:
     """The items as a page: the queryables as a form (Chinese labels, enumerations as choices),
     the box from the map, a page size, the count, downloads; values in Chinese, times local."""
-    titles = titles_of(layer)
     columns = [
         c["name"]
         for c in layer.property_columns(plan)
@@ -600,9 +603,10 @@ def items(
         + orjson.dumps(tail)[1:]
     )
     if download:
-        return _download(layer, orjson.loads(body)["features"], q, plan, download)
+        titles = titles_of(layer, conn)
+        return _download(layer, orjson.loads(body)["features"], q, plan, download, titles)
     if html:
-        return _items_page(request, layer, orjson.loads(body), q, plan)
+        return _items_page(request, layer, orjson.loads(body), q, plan, titles_of(layer, conn))
     # the validator leaves out timeStamp: the same features are the same answer
     validator = b",".join(page.features) + orjson.dumps({**tail, "timeStamp": None})
     return conditional(request, body, GEOJSON, validator, _crs_header(q))
@@ -639,7 +643,7 @@ def item(
     ]
     body = feature[:-1] + b',"links":' + orjson.dumps(links) + b"}"
     if html:
-        titles = titles_of(layer)
+        titles = titles_of(layer, conn)
         times = {name for name, kind in F.kinds(layer).items() if kind in ("date", "datetime")}
         vocabulary = {"titles": titles, "values": VALUE_ZH}
         feature = orjson.loads(body)

@@ -29,6 +29,7 @@ from api.html import base_url, render
 from geo.database import transaction
 from geo.errors import BadRequest, NotFound
 from geo.policy.roles import Viewer
+from geo.text import text_problem
 from layers import departments, quality
 from layers.catalogue import get_layer
 from layers.declaration import LAYER_ID
@@ -141,6 +142,42 @@ async def ingest_upload(
     return _json(report.to_dict(), 201, {"Location": location})
 
 
+@router.post(
+    "/layers",
+    status_code=201,
+    summary="Declare a departmental layer from its TOML declaration (administrators)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/toml": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def declare_layer(request: Request, who: Viewer = Depends(require_role("admin"))):
+    """The body is the layer's TOML declaration (as ``onemap layers declare`` takes it); a bad
+    one is a 400 naming the line and the field, and changes nothing."""
+    raw = await request.body()
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("send the declaration as UTF-8 TOML text") from exc
+    problem = text_problem(source)
+    if problem:
+        raise BadRequest(f"the declaration {problem}")
+    with transaction(
+        request.app.state.engine, request.app.state.settings.limits.write_timeout_ms
+    ) as conn:
+        layer = await run_in_threadpool(departments.declare, conn, source, "the declaration", who)
+    location = f"{base_url(request)}/collections/{layer.id}"
+    body = {
+        "id": layer.id,
+        "title_zh": layer.title_zh,
+        "fields": [f.name for f in layer.fields],
+        "links": [{"rel": "collection", "href": location}],
+    }
+    return _json(body, 201, {"Location": location})
+
+
 def _visible(conn: Connection, layer_id: str, who: Viewer) -> bool:
     """Reports of a layer are shown to whoever may see the layer listed (admins always)."""
     if who.role == "admin":
@@ -155,7 +192,7 @@ def _visible(conn: Connection, layer_id: str, who: Viewer) -> bool:
 @router.get("/layers/{layer_id}/reports", summary="A layer's ingest reports, newest first")
 def layer_reports(layer_id: str, r: Read, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     request, conn, who, html = r.request, r.conn, r.who, r.html
-    known = layer_id in {s.id for s in departments.declared()}
+    known = layer_id in {s.id for s in departments.declared(conn)}
     if not _visible(conn, layer_id, who) or not (known or quality.for_layer(conn, layer_id, 1)):
         raise NotFound(f"no departmental layer '{layer_id}' that you may see")
     reports = quality.for_layer(conn, layer_id, limit)
