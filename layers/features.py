@@ -442,6 +442,7 @@ def queryables(layer: Layer, plan: ReadPlan, titles: dict[str, str] | None = Non
             continue
         if c.get("geometry_type"):
             props[c["name"]] = {
+                "title": titles.get(c["name"], c["name"]),
                 "format": f"geometry-{c['geometry_type'].lower()}",
                 "x-ogc-role": "primary-geometry",
             }

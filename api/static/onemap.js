@@ -6,6 +6,7 @@
   if (!el || !window.L) return;
   var map = L.map(el, { preferCanvas: true, attributionControl: false });
   window.onemapMap = map;  // for the browser tests and the console
+  L.control.scale({ imperial: false }).addTo(map);
   var root = document.querySelector("header .brand").getAttribute("href").replace(/\/\?f=html$/, "");
   var vocabulary = { titles: {}, values: {} };
   var fields = document.getElementById("fields");
@@ -47,7 +48,9 @@
       onEachFeature: function (f, l) { l.bindPopup(function () { return popup(f); }); }
     }).addTo(map);
     var b = layer.getBounds();
-    if (b.isValid()) { map.fitBounds(b, { maxZoom: 17 }); fitted = true; }
+    // one point alone: stop at street scale, so the street outline around it is in view
+    var alone = b.isValid() && b.getNorthEast().equals(b.getSouthWest());
+    if (b.isValid()) { map.fitBounds(b, { maxZoom: alone ? 13 : 17 }); fitted = true; }
   }
   if (!fitted && bbox) {
     var e = JSON.parse(bbox);
