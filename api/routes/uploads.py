@@ -192,7 +192,7 @@ def _visible(conn: Connection, layer_id: str, who: Viewer) -> bool:
 @router.get("/layers/{layer_id}/reports", summary="A layer's ingest reports, newest first")
 def layer_reports(layer_id: str, r: Read, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     request, conn, who, html = r.request, r.conn, r.who, r.html
-    known = layer_id in {s.id for s in departments.declared(conn)}
+    known = departments.find(layer_id, conn) is not None
     if not _visible(conn, layer_id, who) or not (known or quality.for_layer(conn, layer_id, 1)):
         raise NotFound(f"no departmental layer '{layer_id}' that you may see")
     reports = quality.for_layer(conn, layer_id, limit)

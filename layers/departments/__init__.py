@@ -32,21 +32,37 @@ def _shipped() -> dict[str, Layer]:
     return out
 
 
-_DECLARED: dict[str, Layer] = _shipped()
+_SHIPPED: dict[str, Layer] = _shipped()
+_DECLARED: dict[str, Layer] = dict(_SHIPPED)
+#: ids no district declaration may take (so a lookup of these never needs the database)
+_RESERVED = frozenset(b.id for b in BASE_LAYERS) | frozenset(_SHIPPED)
 
 
 class UnknownLayer(NotFound):
     """No departmental layer is declared under this id."""
 
 
-def _stored(conn: Connection | None) -> dict[str, Layer]:
+def _stored(conn: Connection | None, layer_id: str | None = None) -> dict[str, Layer]:
+    """District declarations from the database: all, or only ``layer_id``'s (one row, one parse)."""
     if conn is None:
         return {}
     exists = conn.execute(text("SELECT to_regclass('ingest.declarations') IS NOT NULL")).scalar()
-    if not exists:
+    if not exists:  # a database migrated only part way (the migration tests)
         return {}
-    rows = conn.execute(text("SELECT id, source FROM ingest.declarations ORDER BY id")).all()
+    only = " WHERE id = :id" if layer_id is not None else ""
+    rows = conn.execute(
+        text(f"SELECT id, source FROM ingest.declarations{only} ORDER BY id"), {"id": layer_id}
+    ).all()
     return {row.id: parse_declaration(row.source, f"declaration {row.id}") for row in rows}
+
+
+def find(layer_id: str, conn: Connection | None) -> Layer | None:
+    """One layer's declaration: this process's first, else the database's (base layers never)."""
+    if layer_id in _DECLARED:
+        return _DECLARED[layer_id]
+    if layer_id in _RESERVED:
+        return None
+    return _stored(conn, layer_id).get(layer_id)
 
 
 def declared(conn: Connection | None = None) -> list[Layer]:
@@ -57,15 +73,14 @@ def declared(conn: Connection | None = None) -> list[Layer]:
 
 def get(layer_id: str, conn: Connection | None = None) -> Layer:
     """The declaration of a layer, or UnknownLayer naming the layers that are declared."""
-    every = _stored(conn) | _DECLARED
-    try:
-        return every[layer_id]
-    except KeyError:
-        known = ", ".join(sorted(every)) or "none"
+    spec = find(layer_id, conn)
+    if spec is None:
+        known = ", ".join(layer.id for layer in declared(conn)) or "none"
         raise UnknownLayer(
             f"no departmental layer '{layer_id}' is declared (declared: {known}); "
             "declare it first: onemap layers declare FILE.toml"
-        ) from None
+        )
+    return spec
 
 
 def register(spec: Layer) -> Layer:
@@ -84,7 +99,7 @@ def declare(conn: Connection, source: str, origin: str, viewer: Viewer) -> Layer
     the database, listed in the catalogue at once (an empty layer until its first ingest), and
     audited. A SpecError names the line and field of what cannot work."""
     layer = parse_declaration(source, origin)
-    if layer.id in {b.id for b in BASE_LAYERS} or layer.id in _shipped():
+    if layer.id in _RESERVED:
         raise SpecError(
             f"{origin}: '{layer.id}' is a layer of the service itself: choose another id"
         )
@@ -110,8 +125,7 @@ def declare(conn: Connection, source: str, origin: str, viewer: Viewer) -> Layer
 
 def field_titles(layer_id: str, conn: Connection | None = None) -> dict[str, str]:
     """Chinese titles of a declared layer's fields (empty for layers not declared here)."""
-    every = _stored(conn) | _DECLARED
-    spec = every.get(layer_id)
+    spec = find(layer_id, conn)
     if spec is None:
         return {}
     return {f.name: f.title_zh for f in spec.fields if f.title_zh}
