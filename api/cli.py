@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
+from api.cli_city import city_app
 from api.cli_layers import layers_app
 from api.cluster import Cluster, ClusterError
 from geo.settings import Settings
@@ -28,6 +29,7 @@ app.add_typer(demo_app, name="demo")
 users_app = typer.Typer(help="Users, roles and bearer tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(layers_app, name="layers")
+app.add_typer(city_app, name="city")
 
 
 def _settings() -> Settings:

@@ -104,3 +104,8 @@ def prefers_html(accept: str, f: str | None) -> bool:
     if "text/html" not in accept:
         return False
     return "json" not in accept or accept.index("text/html") < accept.index("json")
+
+
+def template(name: str):
+    """A page template, for renderings that are not a route's answer (a report written to disk)."""
+    return _env.get_template(name)

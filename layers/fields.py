@@ -14,7 +14,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
@@ -95,12 +95,53 @@ def convert(value, kind: str):
         return number, None
     if kind == "date":
         if isinstance(value, date):
-            return (value.date() if isinstance(value, pd.Timestamp) else value), None
+            return (value.date() if isinstance(value, pd.Timestamp | datetime) else value), None
+        try:  # the common ISO form without pandas' format guessing (fast on large files)
+            return date.fromisoformat(_text(value)), None
+        except ValueError:
+            pass
         parsed = pd.to_datetime(_text(value), errors="coerce")
         if pd.isna(parsed):
             return None, f"{_text(value)!r} is not a date"
         return parsed.date(), None
+    if kind == "datetime":
+        return _moment(value)
+    if kind == "boolean":
+        folded = _text(value).lower()
+        if folded in _TRUE:
+            return True, None
+        if folded in _FALSE:
+            return False, None
+        return None, f"{_text(value)!r} is not yes/no (是/否, true/false, 1/0)"
     raise ValueError(kind)
+
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "是", "有", "对"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "否", "无", "不是"})
+#: the zone a moment without one was written in: China Standard Time
+CHINA_OFFSET = "+08:00"
+
+
+def _iso_moment(text: str) -> pd.Timestamp | None:
+    try:
+        return pd.Timestamp(datetime.fromisoformat(text))
+    except ValueError:
+        return None
+
+
+def _moment(value):
+    """A moment in time; one written without a zone is read as China Standard Time."""
+    if isinstance(value, datetime):
+        stamp = pd.Timestamp(value)
+    elif (iso := _iso_moment(_text(value))) is not None:
+        stamp = iso
+    else:
+        stamp = pd.to_datetime(_text(value), errors="coerce")
+        if pd.isna(stamp):
+            return None, f"{_text(value)!r} is not a date and time"
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(CHINA_OFFSET)
+    return stamp.to_pydatetime().astimezone(UTC), None
 
 
 def _describe(f: Field) -> str:

@@ -37,6 +37,7 @@ from geo.errors import IngestError
 #: lower-cased, space-free header names of coordinate and address columns, in order of preference
 LON_NAMES = ("经度", "lon", "lng", "long", "longitude", "东经", "x", "x坐标", "横坐标")
 LAT_NAMES = ("纬度", "lat", "latitude", "北纬", "y", "y坐标", "纵坐标")
+WKT_NAMES = ("wkt", "geometry", "geom", "shape", "几何", "图形", "空间信息")
 ADDRESS_NAMES = ("地址", "详细地址", "标准地址", "门牌地址", "场所地址", "address", "addr")
 
 
@@ -178,7 +179,9 @@ def _sniff(path: Path) -> str | None:
 # --- GDAL formats -------------------------------------------------------------------------------
 
 
-def _gdal_read(path: Path, name: str, kind: str, limits: ReadLimits, **kwargs) -> pd.DataFrame:
+def _gdal_read(
+    path: Path, name: str, kind: str, limits: ReadLimits, read_geometry: bool = True, **kwargs
+) -> pd.DataFrame:
     """Read with GDAL, only through the verified format's driver and within the row limit."""
     unreadable = f"cannot read '{name}' as {kind}: the file is damaged or not valid {kind}"
     try:
@@ -191,7 +194,12 @@ def _gdal_read(path: Path, name: str, kind: str, limits: ReadLimits, **kwargs) -
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             frame = pyogrio.read_dataframe(
-                path, force_2d=True, on_invalid="ignore", max_features=limits.rows + 1, **kwargs
+                path,
+                force_2d=True,
+                on_invalid="ignore",
+                max_features=limits.rows + 1,
+                read_geometry=read_geometry,
+                **kwargs,
             )
     except Exception as exc:
         raise IngestError(unreadable) from exc
@@ -441,26 +449,22 @@ def _decode(raw: bytes, name: str) -> tuple[str, str]:
 
 
 def _read_csv(path: Path, name: str) -> Source:
-    raw = path.read_bytes()
-    if b"\x00" in raw[:4096]:
-        raise IngestError(f"'{name}' is not a text CSV (it holds binary data)")
-    text, encoding = _decode(raw, name)
-    try:
-        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",\t;|")
-        sep = dialect.delimiter
-    except csv.Error:
-        sep = ","
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise IngestError(f"cannot read '{name}' as CSV: {exc}") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame = frame.map(lambda v: v.strip() if isinstance(v, str) else v)
+    frame, encoding = _csv_frame(path, name)
     columns = list(frame.columns)
     lon_col, lat_col = _find_column(columns, LON_NAMES), _find_column(columns, LAT_NAMES)
     address_col = _find_column(columns, ADDRESS_NAMES)
+    wkt_col = _find_column(columns, WKT_NAMES)
+    if wkt_col and not (lon_col and lat_col):
+        geoms, problems = _wkt(frame[wkt_col].tolist(), wkt_col)
+        return Source(
+            name,
+            "CSV (WKT)",
+            frame.drop(columns=[wkt_col]).reset_index(drop=True),
+            geoms,
+            encoding=encoding,
+            row_problems=problems,
+            notes=[f"geometries from the WKT column '{wkt_col}'"],
+        )
     if lon_col and lat_col:
         geoms, problems = _points(frame, lon_col, lat_col)
         attrs = frame.drop(columns=[lon_col, lat_col]).reset_index(drop=True)
@@ -484,9 +488,86 @@ def _read_csv(path: Path, name: str) -> Source:
             notes=[f"no coordinate columns: geocoding column '{address_col}'"],
         )
     raise IngestError(
-        f"'{name}' has no coordinate columns (经度/纬度, lon/lat, lng/lat, x/y) and no address "
-        f"column (地址, address): its columns are {', '.join(columns)}"
+        f"'{name}' has no coordinate columns (经度/纬度, lon/lat, lng/lat, x/y), no WKT column "
+        f"(wkt, geometry) and no address column (地址, address): its columns are "
+        f"{', '.join(columns)}"
     )
+
+
+def csv_has_positions(path: Path, name: str | None = None) -> bool:
+    """Whether a CSV has coordinate (lon/lat) or WKT columns."""
+    frame, _ = _csv_frame(Path(path), name or Path(path).name)
+    columns = list(frame.columns)
+    lonlat = _find_column(columns, LON_NAMES) and _find_column(columns, LAT_NAMES)
+    return bool(lonlat or _find_column(columns, WKT_NAMES))
+
+
+def _csv_frame(path: Path, name: str) -> tuple[pd.DataFrame, str]:
+    """A CSV's cells as stripped text, in UTF-8 or GBK/GB18030, with the delimiter sniffed."""
+    raw = path.read_bytes()
+    if b"\x00" in raw[:4096]:
+        raise IngestError(f"'{name}' is not a text CSV (it holds binary data)")
+    text, encoding = _decode(raw, name)
+    try:
+        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",\t;|")
+        sep = dialect.delimiter
+    except csv.Error:
+        sep = ","
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise IngestError(f"cannot read '{name}' as CSV: {exc}") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.map(lambda v: v.strip() if isinstance(v, str) else v), encoding
+
+
+def _wkt(texts: list[str], column: str) -> tuple[np.ndarray, dict[int, str]]:
+    """Geometries from WKT cells (an optional ``SRID=n;`` prefix is dropped: the CRS is decided
+    for the file as a whole); an unparsable cell is that row's problem."""
+    geoms = np.full(len(texts), None, dtype=object)
+    problems: dict[int, str] = {}
+    for i, cell in enumerate(texts):
+        cell = re.sub(r"^\s*SRID=\d+;", "", cell or "")
+        if not cell.strip():
+            continue
+        try:
+            geoms[i] = shapely.from_wkt(cell)
+        except shapely.errors.GEOSException:
+            problems[i + 1] = f"unparsable WKT in column '{column}': {cell[:40]!r}"
+    return geoms, problems
+
+
+def read_table(
+    path: Path, file_name: str | None = None, layer_hint: str | None = None
+) -> tuple[pd.DataFrame, str]:
+    """The attribute table of a file that needs no geometry (readings, status histories): a CSV,
+    or a GeoPackage table (spatial or not, picked by ``layer_hint``). Returns (frame, format)."""
+    path = Path(path)
+    name = file_name or path.name
+    if not path.is_file():
+        raise IngestError(f"no file at {path}")
+    sniffed = _sniff(path)
+    kind = FORMATS.get(Path(name).suffix.lower()) or sniffed
+    if kind not in ("CSV", "GeoPackage"):
+        raise IngestError(f"'{name}': a table without geometry is read from a CSV or a GeoPackage")
+    _verify(path, name, kind, sniffed)
+    if kind == "CSV":
+        frame, _ = _csv_frame(path, name)
+        return frame, "CSV"
+    _check_sqlite(path, name, LIMITS)
+    try:
+        layers = [str(n) for n, _ in pyogrio.list_layers(path)]
+    except Exception as exc:
+        raise IngestError(f"cannot read '{name}' as GeoPackage: the file is damaged") from exc
+    layer = layer_hint if layer_hint in layers else (layers[0] if len(layers) == 1 else None)
+    if layer is None:
+        raise IngestError(
+            f"'{name}' has no table named '{layer_hint}': it holds {', '.join(layers)}"
+        )
+    frame = _gdal_read(path, name, kind, LIMITS, layer=layer, read_geometry=False)
+    return pd.DataFrame(frame).reset_index(drop=True), "GeoPackage"
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")

@@ -124,7 +124,7 @@ def check(
 def _reject_outside(out: Checked, district_metric, metric_srid: int, tolerance_m: float) -> None:
     g = out.geometry
     kept = np.flatnonzero([x is not None for x in g])
-    if kept.size == 0:
+    if kept.size == 0 or district_metric is None:  # no district yet: the areas that make it
         return
     metric = to_metric(g[kept], metric_srid)
     zone = shapely.buffer(district_metric, tolerance_m)

@@ -15,6 +15,8 @@ FIELD_ZH = {
     "area_code": "区划编码",
     "grid_code": "所属网格",
     "households": "户数",
+    "dwellings": "住宅套数",
+    "residents": "居住人数",
     "full_name": "标准地址",
     "aliases": "别名",
     "road": "道路",

@@ -36,6 +36,10 @@ class Building(Editable, Base):
         CheckConstraint("height_m > 0 AND height_m < 700", name="height_range"),
         CheckConstraint("year_built BETWEEN 1800 AND 2100", name="year_range"),
         CheckConstraint(f"use IN {BUILDING_USES!r}", name="use_known"),
+        CheckConstraint(
+            "(dwellings IS NULL OR dwellings >= 0) AND (residents IS NULL OR residents >= 0)",
+            name="counts_range",
+        ),
         *geometry_checks(),
     )
 
@@ -47,6 +51,10 @@ class Building(Editable, Base):
     use: Mapped[str] = mapped_column(String(16), nullable=False)
     year_built: Mapped[int | None] = mapped_column(Integer)
     estate: Mapped[str | None] = mapped_column(String(100), doc="小区 (estate) name, if any")
+    #: counts handed over with the building (户数, 人数), for districts without person-level
+    #: records; geo.population prefers the records where they exist
+    dwellings: Mapped[int | None] = mapped_column(Integer)
+    residents: Mapped[int | None] = mapped_column(Integer)
     grid_code: Mapped[str] = mapped_column(
         CHAR(15), ForeignKey("grids.code"), nullable=False, index=True
     )

@@ -1,0 +1,149 @@
+"""The district's base tables as one whole: their load order, columns, contents' checksums, and
+the COPY that fills them.
+
+The demo city, the district import and the district export all work on this one list, so that a
+district loaded any way is compared (checksums) and replaced (TRUNCATE … CASCADE) the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+
+import pandas as pd
+import shapely
+from sqlalchemy import Table, text
+from sqlalchemy.engine import Connection
+
+from geo.models import Base
+from geo.settings import STORAGE_SRID
+
+#: the base tables, parents before children
+TABLES = (
+    "admin_areas",
+    "grids",
+    "buildings",
+    "addresses",
+    "houses",
+    "residents",
+    "organisations",
+    "facilities",
+    "landuse_parcels",
+    "roads",
+    "water",
+    "parks",
+    "hazards",
+    "inspections",
+    "sensors",
+    "sensor_readings",
+    "assets",
+    "asset_status_history",
+)
+#: columns that say when and how often a row changed, not what it holds
+BOOKKEEPING = ("created_at", "updated_at", "version")
+CHUNK_ROWS = 100_000
+
+
+def table(name: str) -> Table:
+    return Base.metadata.tables[name]
+
+
+def columns(name: str) -> list[str]:
+    """The columns of a base table that hold its content, in the table's order."""
+    return [c.name for c in table(name).columns if c.name not in BOOKKEEPING]
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    return {
+        name: int(conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())
+        for name in TABLES
+    }
+
+
+def checksums(conn: Connection) -> tuple[dict[str, int], dict[str, str], str]:
+    """Row counts and a content checksum of every base table, and of the district as a whole.
+
+    Each table hashes its rows in key order (timestamps and versions left out); the district's
+    checksum hashes the tables' in load order. The same content gives the same checksums, however
+    it was loaded.
+    """
+    rows: dict[str, int] = {}
+    sums: dict[str, str] = {}
+    for name in TABLES:
+        cols = columns(name)
+        order = "id" if "id" in cols else ", ".join(_quote(c) for c in cols[:2])
+        row = conn.execute(
+            text(
+                f"SELECT count(*), coalesce(md5(string_agg(md5(ROW("
+                f"{', '.join(_quote(c) for c in cols)})::text), '' ORDER BY {order})), '') "
+                f"FROM {name}"
+            )
+        ).one()
+        rows[name], sums[name] = int(row[0]), row[1]
+    digest = hashlib.sha256("".join(sums[n] for n in TABLES).encode()).hexdigest()
+    return rows, sums, digest
+
+
+def truncate(conn: Connection) -> None:
+    """Empty every base table (and what refers to them) inside the caller's transaction; readers
+    keep seeing the old district until commit (TRUNCATE holds its lock until then)."""
+    conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+
+
+def copy_frame(
+    conn: Connection,
+    name: str,
+    frame: pd.DataFrame,
+    cols: list[str],
+    target: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """COPY a frame's ``cols`` into ``target`` (default: the table ``name``), in chunks."""
+    sql = (
+        f"COPY {target or name} ({', '.join(_quote(c) for c in cols)}) FROM STDIN WITH (FORMAT csv)"
+    )
+    cursor = conn.connection.dbapi_connection.cursor()
+    with cursor, cursor.copy(sql) as copy:
+        for start in range(0, len(frame), CHUNK_ROWS):
+            chunk = csv_ready(frame.iloc[start : start + CHUNK_ROWS][cols])
+            buf = io.StringIO()
+            chunk.to_csv(buf, index=False, header=False)
+            copy.write(buf.getvalue())
+            if progress:
+                progress(len(chunk))
+
+
+def reset_ids(conn: Connection, names=TABLES) -> None:
+    """Each id sequence past the largest id, so that the next insert does not collide."""
+    for name in names:
+        if "id" in columns(name):
+            conn.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                    f"coalesce(max(id), 0) + 1, false) FROM {name}"
+                )
+            )
+
+
+def csv_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """Values as PostgreSQL reads them in CSV: hex EWKB geometries, array literals."""
+    df = df.copy()
+    if "geom" in df:
+        present = df.geom.notna().to_numpy()
+        geoms = df.geom.to_numpy()
+        out = pd.Series([None] * len(df), index=df.index, dtype=object)
+        if present.any():
+            with_srid = shapely.set_srid(geoms[present], STORAGE_SRID)
+            out[present] = shapely.to_wkb(with_srid, hex=True, include_srid=True)
+        df["geom"] = out
+    if "aliases" in df:
+        df["aliases"] = [
+            "{" + ",".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in v) + "}"
+            for v in df.aliases
+        ]
+    return df
+
+
+def _quote(column: str) -> str:
+    return f'"{column}"'
