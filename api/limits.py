@@ -18,7 +18,7 @@ from geo.errors import BadRequest
 from geo.settings import LimitSettings
 from geo.text import first_problem
 
-UPLOAD_PREFIXES = ("/layers/",)
+UPLOAD_PREFIXES = ("/layers/", "/city/")
 
 
 class _TooLarge(Exception):

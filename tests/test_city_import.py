@@ -409,3 +409,117 @@ def test_the_command_line_writes_the_report_as_json_and_a_page_with_a_map(hand_u
     page = (files / "import-report" / "import-report.html").read_text()
     assert "<svg" in page and "outside the district" in page and "<script" not in page
     shutil.rmtree(files / "import-report")
+
+
+# --- over HTTP -----------------------------------------------------------------------------------
+
+
+def _zip(folder: Path) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def hand_client(hand_url):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.conftest import settings_for
+
+    with TestClient(create_app(settings_for(hand_url))) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def hand_admin(hand_url) -> dict[str, str]:
+    from geo.database import engine
+    from geo.policy.users import create_user, issue_token
+
+    with engine(hand_url).begin() as conn:
+        create_user(conn, "t_hand_admin", "admin")
+        token = issue_token(conn, "t_hand_admin").token
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_an_administrator_imports_a_district_as_a_zip(hand_url, hand_client, hand_admin, files):
+    before = sums(hand_url)
+    zipped = _zip(files)
+    answer = hand_client.post(
+        "/city/imports?replace=true",
+        content=zipped,
+        headers=hand_admin | {"Content-Type": "application/zip"},
+    )
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body["status"] == "loaded" and body["tables"]["buildings"]["loaded"] == 16
+    again = sums(hand_url)  # the same district again; identity hashes under the service's key
+    assert again[0] == before[0]
+    assert {t for t, s in again[1].items() if s != before[1][t]} == {"residents"}
+    before = again
+
+    _spoil(files, "地址.csv", "B05", "B99")
+    refused = hand_client.post(
+        "/city/imports?replace=true",
+        content=_zip(files),
+        headers=hand_admin | {"Content-Type": "application/zip"},
+    )
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    assert "nothing was changed" in problem["detail"]
+    assert problem["report"]["tables"]["addresses"]["rejected"] == 1
+    page = hand_client.post(
+        "/city/imports?replace=true&f=html",
+        content=_zip(files),
+        headers=hand_admin | {"Content-Type": "application/zip"},
+    )
+    assert page.status_code == 422 and "<svg" in page.text and "B99" in page.text
+    assert sums(hand_url) == before
+
+
+@pytest.mark.parametrize(("who", "status"), [(None, 401), ("grid_worker", 403), ("planner", 403)])
+def test_only_administrators_may_import(hand_client, hand_url, who, status):
+    from geo.database import engine
+    from geo.policy.users import create_user, issue_token
+
+    headers = {"Content-Type": "application/zip"}
+    if who:
+        name = f"t_hand_{who}"
+        with engine(hand_url).begin() as conn:
+            create_user(conn, name, who, grids=("320199001001001",) if who == "grid_worker" else ())
+            headers["Authorization"] = f"Bearer {issue_token(conn, name).token}"
+    answer = hand_client.post("/city/imports", content=b"PK\x03\x04", headers=headers)
+    assert answer.status_code == status
+
+
+def test_a_zip_that_would_write_outside_its_folder_is_refused(hand_client, hand_admin, hand_url):
+    import io
+    import zipfile
+
+    before = sums(hand_url)
+    for member in ("../evil.toml", "/etc/evil.toml"):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as archive:
+            archive.writestr(member, "[district]\nname = 'x'\n")
+        answer = hand_client.post(
+            "/city/imports",
+            content=buf.getvalue(),
+            headers=hand_admin | {"Content-Type": "application/zip"},
+        )
+        assert answer.status_code == 400 and "outside" in answer.json()["detail"]
+    not_a_zip = hand_client.post(
+        "/city/imports", content=b"hello", headers=hand_admin | {"Content-Type": "application/zip"}
+    )
+    assert not_a_zip.status_code == 400
+    wrong_type = hand_client.post(
+        "/city/imports", content=b"x", headers=hand_admin | {"Content-Type": "text/plain"}
+    )
+    assert wrong_type.status_code == 415
+    assert sums(hand_url) == before

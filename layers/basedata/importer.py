@@ -367,7 +367,7 @@ def _outline(ctx: Context) -> list:
     top = next(g for g, level in zip(areas["geom"], areas["level"], strict=True) if level == 1)
     simple = shapely.simplify(top, 0.0005)
     return [
-        [[round(x, 5), round(y, 5)] for x, y in shapely.get_coordinates(ring)]
+        [[round(float(x), 5), round(float(y), 5)] for x, y in shapely.get_coordinates(ring)]
         for ring in shapely.get_exterior_ring(shapely.get_parts(simple))
     ]
 
