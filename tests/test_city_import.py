@@ -523,3 +523,15 @@ def test_a_zip_that_would_write_outside_its_folder_is_refused(hand_client, hand_
     )
     assert wrong_type.status_code == 415
     assert sums(hand_url) == before
+
+
+def test_the_readme_manifest_is_a_valid_manifest():
+    """The README's commented example is checked like any manifest (it must not rot)."""
+    from layers.basedata.manifest import parse
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Bring your own district", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    parsed = parse(example, Path("."), "README.md")
+    assert parsed.entries["facilities"][1].defaults == {"kind": "shelter"}
+    assert set(parsed.entries) >= {"admin_areas", "grids", "buildings", "houses", "residents"}

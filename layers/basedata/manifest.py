@@ -257,6 +257,13 @@ def _entry(reader: _Reader, name: str, table: str, raw, index, implied: dict) ->
                 "codes",
                 index,
             )
+        if codes == "generate" and spec.code in fields:
+            reader.fail(
+                f"codes = 'generate' but [{name}.fields] maps {spec.code}: drop one",
+                name,
+                "codes",
+                index,
+            )
         if codes == "given" and spec.code not in fields:
             reader.fail(
                 f"codes = 'given' but [{name}.fields] maps no {spec.code}", name, "codes", index
