@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geo.errors import NotFound
-from geo.models import access_of
+from geo.models import Base, access_of
 from geo.policy.access import LayerAccess, may_list
 from geo.policy.plan import ReadPlan, plan_read
 from geo.policy.roles import Viewer
@@ -358,7 +358,7 @@ def table_columns(conn: Connection, table: str) -> list[dict]:
         """),
         dict(schema=schema or "public", name=name),
     ).mappings()
-    return [
+    columns = [
         dict(
             name=r["column_name"],
             type=JSON_TYPES.get(r["data_type"], "string"),
@@ -368,6 +368,18 @@ def table_columns(conn: Connection, table: str) -> list[dict]:
         )
         for r in rows
     ]
+    return _in_model_order(schema or "public", name, columns)
+
+
+def _in_model_order(schema: str, name: str, columns: list[dict]) -> list[dict]:
+    """A base table's columns in its model's order: a column a migration added later is listed
+    where the model declares it (beside its neighbours), not at the physical end of the table,
+    so that features, records and exports show fields in one order on every database."""
+    model = Base.metadata.tables.get(name) if schema == "public" else None
+    if model is None:
+        return columns
+    order = {c.name: i for i, c in enumerate(model.columns)}
+    return sorted(columns, key=lambda c: (order.get(c["name"], len(order)),))
 
 
 def refresh(conn: Connection, layer_id: str | None = None) -> None:

@@ -535,3 +535,20 @@ def test_the_readme_manifest_is_a_valid_manifest():
     parsed = parse(example, Path("."), "README.md")
     assert parsed.entries["facilities"][1].defaults == {"kind": "shelter"}
     assert set(parsed.entries) >= {"admin_areas", "grids", "buildings", "houses", "residents"}
+
+
+def test_a_building_outside_every_grid_and_a_grid_outside_its_community(hand_url, files):
+    """Drop the last two grids (the buildings there are in no grid), and name the wrong
+    community for the first grid (it lies in 东湖北社区, the file says 西山南村)."""
+    import geopandas
+
+    grids = geopandas.read_file(files / "网格.gpkg", layer="网格")
+    grids = grids.iloc[:-2].copy()
+    grids["所属社区"] = [hand.COMMUNITY_CODES[3]] + [None] * (len(grids) - 1)
+    (files / "网格.gpkg").unlink()
+    grids.to_file(files / "网格.gpkg", layer="网格", driver="GPKG")
+    _spoil(files, "manifest.toml", 'name = "网格名称"', 'name = "网格名称"\ncommunity = "所属社区"')
+    report = _refused(hand_url, files, "grids", ("outside its community",))
+    assert [i.row for i in report.tables["grids"].issues if i.severity == "rejected"] == [1]
+    outside = [i for i in report.tables["buildings"].issues if "outside every grid" in i.reason]
+    assert len(outside) == 6  # two buildings in each dropped grid and in the rejected one

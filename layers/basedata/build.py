@@ -134,12 +134,23 @@ def resolve_references(work: Work, ctx: Context) -> None:
                 continue  # within the table (an area's parent area): its builder resolves it
             if parent is None:
                 work.reject(i, f"refers to {noun} {key!r}, but the manifest loads no {ref.parent}")
-            elif (at := parent.lookup(key)) is not None:
+            elif (at := _find(parent, key, ref.target)) is not None:
                 stored[i] = parent.c[ref.target][at]
             elif key in parent.rejected_keys:
                 work.reject(i, f"its {noun} {key!r} was rejected")
             else:
                 work.reject(i, f"dangling reference: {noun} {key!r} is not in {ref.parent}")
+
+
+def _find(parent: Built, key: str, target: str) -> int | None:
+    """A parent row by its key as the files write it, or else by its standard code (which may
+    have been allocated during this import)."""
+    at = parent.lookup(key)
+    if at is None and target == "code":
+        if "code" not in parent.indexes:
+            parent.indexes["code"] = {v: i for i, v in enumerate(parent.c["code"])}
+        at = parent.indexes["code"].get(key)
+    return at
 
 
 def _point(geom):
