@@ -15,7 +15,17 @@ from fastapi.staticfiles import StaticFiles
 from api import logs, problems
 from api.html import STATIC
 from api.limits import BodyLimit, KnownHosts
-from api.routes import audit_log, catalog, city_imports, docs, health, ogc, record_editing, uploads
+from api.routes import (
+    audit_log,
+    catalog,
+    city_imports,
+    docs,
+    health,
+    ogc,
+    record_editing,
+    uploads,
+    vector_tiles,
+)
 from geo.database import database_url
 from geo.database import engine as make_engine
 from geo.records.types import EditRules
@@ -53,7 +63,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     logs.install()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for area in (docs, health, ogc, record_editing, audit_log, catalog, uploads, city_imports):
+    for area in (
+        docs,
+        health,
+        ogc,
+        record_editing,
+        audit_log,
+        catalog,
+        uploads,
+        city_imports,
+        vector_tiles,
+    ):
         app.include_router(area.router)
     if settings.service.cors_origin_list:  # other origins only when configured
         app.add_middleware(

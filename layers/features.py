@@ -523,3 +523,28 @@ def sortables(layer: Layer, plan: ReadPlan, titles: dict[str, str]) -> dict:
         "properties": props,
         "additionalProperties": False,
     }
+
+
+#: column types a vector tile carries as they are; everything else goes as text (numeric as float)
+_TILE_NATIVE = {"integer", "smallint", "bigint", "double precision", "real", "boolean", "text"}
+
+
+def tile_source(layer: Layer, plan: ReadPlan):
+    """What a vector tile may draw of ``layer`` for this caller, under the same plan as the
+    features: the table, the row rules, and the served properties. Personal fields are left out
+    of tiles altogether (masked or not): a map has no use for them, and whoever needs one opens
+    the feature, whose reading is audited."""
+    t = _sql_table(layer)
+    properties = []
+    for c in layer.property_columns(plan):
+        name = c["name"]
+        if name in plan.personal:
+            continue
+        db_type = c.get("db_type") or ""
+        expr = t.c[name]
+        if db_type == "numeric":
+            expr = cast(expr, Float)
+        elif db_type not in _TILE_NATIVE:
+            expr = cast(expr, Text)
+        properties.append((name, expr))
+    return t, _visible_rows(layer, t, plan), properties

@@ -1,0 +1,142 @@
+"""Vector tiles over HTTP: one layer's tile, a map's multi-layer tile, their TileJSON 3.0, and a
+MapLibre style per map. The tiles are drawn by ``tiles/`` under the caller's read plan (the
+same as the features'); here they are only answered: gzip when the client takes it, an ETag over
+the bytes, ``private, no-cache`` (a tile depends on who asks), and the tile's feature count and
+truncation in headers."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+
+import orjson
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+
+from api.deps import Read
+from api.html import base_url
+from layers.catalogue import Layer, get_layer
+from tiles.maps import MAPS, map_spec, map_tile, visible_layers
+from tiles.matrix import MATRIX_SET, MAX_ZOOM, MIN_ZOOM, Tile
+from tiles.vector import describe, layer_tile
+
+router = APIRouter(tags=["vector tiles 矢量瓦片"])
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+def _z():
+    return Path(ge=MIN_ZOOM, le=MAX_ZOOM, description="zoom")
+
+
+def _xy(what: str):
+    # a fresh Path per parameter: FastAPI keeps each parameter's name on its own FieldInfo
+    return Path(ge=0, description=f"the tile's {what}")
+
+
+def _tile_response(request: Request, data: bytes, features: int, truncated: bool) -> Response:
+    etag = 'W/"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "private, no-cache",
+        "Vary": "Authorization, Accept-Encoding",
+        "X-Tile-Features": str(features),
+        "X-Tile-Truncated": "true" if truncated else "false",
+    }
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    if data and "gzip" in request.headers.get("accept-encoding", ""):
+        data = gzip.compress(data, 6)
+        headers["Content-Encoding"] = "gzip"
+    return Response(data, media_type=MVT, headers=headers)
+
+
+@router.get(
+    "/tiles/{layer_id}/{z}/{x}/{y}.mvt",
+    summary="One layer's vector tile (WebMercatorQuad), as the caller may see it",
+    response_class=Response,
+    responses={200: {"content": {MVT: {}}}},
+)
+def layer_tile_route(
+    layer_id: str, r: Read, z: int = _z(), x: int = _xy("column"), y: int = _xy("row")
+):
+    tile = Tile(z, x, y)
+    layer = get_layer(r.conn, layer_id, r.who)
+    drawn = layer_tile(r.conn, layer, layer.plan(r.who), tile)
+    return _tile_response(r.request, drawn.data, drawn.features, drawn.truncated)
+
+
+@router.get(
+    "/maps/{map_id}/tiles/{z}/{x}/{y}.mvt",
+    summary="A map's multi-layer vector tile: each of its layers the caller may see",
+    response_class=Response,
+    responses={200: {"content": {MVT: {}}}},
+)
+def map_tile_route(
+    map_id: str, r: Read, z: int = _z(), x: int = _xy("column"), y: int = _xy("row")
+):
+    tile = Tile(z, x, y)
+    drawn = map_tile(r.conn, map_spec(map_id), r.who, tile)
+    data = b"".join(d.data for d in drawn)
+    return _tile_response(
+        r.request, data, sum(d.features for d in drawn), any(d.truncated for d in drawn)
+    )
+
+
+def _bounds(layers: list[Layer]) -> list[float]:
+    boxes = [layer.extent for layer in layers if getattr(layer, "extent", None)]
+    if not boxes:
+        return [-180.0, -85.0511, 180.0, 85.0511]
+    return [
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    ]
+
+
+def _tilejson(request: Request, name: str, path: str, layers: list[Layer], r: Read) -> dict:
+    root = base_url(request)
+    west, south, east, north = _bounds(layers)
+    return {
+        "tilejson": "3.0.0",
+        "name": name,
+        "scheme": "xyz",
+        "tiles": [f"{root}{path}/{{z}}/{{x}}/{{y}}.mvt"],
+        "minzoom": MIN_ZOOM,
+        "maxzoom": MAX_ZOOM,
+        "bounds": [west, south, east, north],
+        "center": [(west + east) / 2, (south + north) / 2, 12],
+        "vector_layers": [describe(layer.plan(r.who), layer) for layer in layers],
+        "tileMatrixSet": MATRIX_SET,
+    }
+
+
+@router.get("/tiles/{layer_id}/tilejson.json", summary="TileJSON 3.0 of one layer's tiles")
+def layer_tilejson(layer_id: str, r: Read):
+    layer = get_layer(r.conn, layer_id, r.who)
+    body = _tilejson(r.request, layer.title_zh, f"/tiles/{layer.id}", [layer], r)
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/maps/{map_id}/tilejson.json", summary="TileJSON 3.0 of a map's multi-layer tiles")
+def map_tilejson(map_id: str, r: Read):
+    spec = map_spec(map_id)
+    layers = visible_layers(r.conn, spec, r.who)
+    body = _tilejson(r.request, spec.title_zh, f"/maps/{spec.id}/tiles", layers, r)
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/maps", summary="The maps and their layers")
+def maps_index(r: Read):
+    root = base_url(r.request)
+    body = [
+        {
+            "id": m.id,
+            "title_zh": m.title_zh,
+            "title_en": m.title_en,
+            "layers": list(m.layers),
+            "tilejson": f"{root}/maps/{m.id}/tilejson.json",
+        }
+        for m in MAPS.values()
+    ]
+    return Response(orjson.dumps({"maps": body}), media_type="application/json")

@@ -1,0 +1,73 @@
+"""The maps, defined in one place: which layers each map's multi-layer tile holds (bottom to top)
+and how its style draws them. The check-up, asset and safety maps lay their own layers over the
+base map of our natural-resource layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from geo.errors import NotFound
+from geo.policy.roles import Viewer
+from layers.catalogue import Layer, get_layer
+from tiles.matrix import Tile
+from tiles.vector import LayerTile, layer_tile
+
+BASE = ("landuse_parcels", "water", "parks", "roads", "buildings")
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    id: str
+    title_zh: str
+    title_en: str
+    layers: tuple[str, ...]  # bottom to top
+
+
+MAPS: dict[str, MapSpec] = {
+    m.id: m
+    for m in (
+        MapSpec("base", "自然资源底图", "Base map", BASE),
+        MapSpec(
+            "checkup",
+            "城市体检一张图",
+            "City check-up map",
+            (*BASE, "admin_areas", "facilities"),
+        ),
+        MapSpec("assets", "存量资产招商一张图", "Idle-asset investment map", (*BASE, "assets")),
+        MapSpec(
+            "safety",
+            "城市安全一张图",
+            "City safety map",
+            (*BASE, "grids", "hazards", "sensors", "emergency_shelters"),
+        ),
+    )
+}
+
+
+def map_spec(map_id: str) -> MapSpec:
+    spec = MAPS.get(map_id)
+    if spec is None:
+        raise NotFound(f"no map '{map_id}': the maps are {', '.join(MAPS)}")
+    return spec
+
+
+def visible_layers(conn: Connection, spec: MapSpec, who: Viewer) -> list[Layer]:
+    """The map's layers this caller may see (a layer withheld from them is left out, never an
+    error: the map still draws what they may see)."""
+    out = []
+    for layer_id in spec.layers:
+        try:
+            out.append(get_layer(conn, layer_id, who))
+        except NotFound:
+            continue
+    return out
+
+
+def map_tile(conn: Connection, spec: MapSpec, who: Viewer, tile: Tile) -> list[LayerTile]:
+    """One tile of each visible layer; their bytes joined are the map's multi-layer tile (an MVT
+    is a sequence of layers, so tiles concatenate)."""
+    return [
+        layer_tile(conn, layer, layer.plan(who), tile) for layer in visible_layers(conn, spec, who)
+    ]
