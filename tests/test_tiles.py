@@ -1,0 +1,173 @@
+"""Vector tiles: what a tile holds is what PostGIS says meets it, a zoom's tiles together lose no
+feature at their edges, a caller's tile carries only what the read plan lets them see, and the
+map tiles hold their layers."""
+
+from __future__ import annotations
+
+import mapbox_vector_tile
+import morecantile
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import auth
+
+TMS = morecantile.tms.get("WebMercatorQuad")
+
+
+def decode(data: bytes) -> dict:
+    return mapbox_vector_tile.decode(data) if data else {}
+
+
+def ids_in(tile: dict, layer: str) -> set[int]:
+    return {f["id"] for f in tile.get(layer, {}).get("features", [])}
+
+
+def busiest_tile(engine, table: str, z: int) -> morecantile.Tile:
+    """The tile at zoom ``z`` around the densest spot of ``table`` (its median feature)."""
+    with engine.connect() as conn:
+        lon, lat = conn.execute(
+            text(
+                f"SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM {table} "
+                "ORDER BY id OFFSET (SELECT count(*) / 2 FROM " + table + ") LIMIT 1) s"
+            )
+        ).one()
+    return TMS.tile(lon, lat, z)
+
+
+def postgis_ids(engine, table: str, t: morecantile.Tile, buffer: float = 64 / 4096) -> set[int]:
+    """The ids PostGIS finds meeting the tile (with the tile's buffer), computed independently
+    with ST_TileEnvelope."""
+    with engine.connect() as conn:
+        return set(
+            conn.execute(
+                text(
+                    f"SELECT id FROM {table} WHERE ST_Intersects(ST_Transform(geom, 3857), "
+                    "ST_TileEnvelope(:z, :x, :y, margin => :m))"
+                ),
+                {"z": t.z, "x": t.x, "y": t.y, "m": buffer},
+            ).scalars()
+        )
+
+
+@pytest.mark.parametrize("z", [14, 16])
+@pytest.mark.parametrize("table", ["buildings", "facilities", "roads"])
+def test_a_tile_holds_exactly_the_features_that_meet_it(client, engine, tokens, table, z):
+    t = busiest_tile(engine, table, z)
+    answer = client.get(f"/tiles/{table}/{t.z}/{t.x}/{t.y}.mvt", headers=auth(tokens, "admin"))
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    got = ids_in(decode(answer.content), table)
+    assert got == postgis_ids(engine, table, t)
+    assert int(answer.headers["x-tile-features"]) == len(got) > 0
+
+
+def test_the_tiles_of_a_zoom_together_lose_no_feature_at_their_edges(client, engine, tokens):
+    with engine.connect() as conn:
+        west, south, east, north = conn.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                "(SELECT ST_Extent(geom) e FROM buildings WHERE grid_code = "
+                "(SELECT grid_code FROM buildings GROUP BY 1 ORDER BY count(*) DESC LIMIT 1)) s"
+            )
+        ).one()
+        expected = set(
+            conn.execute(
+                text(
+                    "SELECT id FROM buildings WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490)"
+                ),
+                {"w": west, "s": south, "e": east, "n": north},
+            ).scalars()
+        )
+    seen: set[int] = set()
+    tiles = list(TMS.tiles(west, south, east, north, [15]))
+    assert len(tiles) > 1  # the grid's buildings straddle tile edges
+    for t in tiles:
+        answer = client.get(
+            f"/tiles/buildings/{t.z}/{t.x}/{t.y}.mvt", headers=auth(tokens, "admin")
+        )
+        seen |= ids_in(decode(answer.content), "buildings")
+    assert expected <= seen
+
+
+def test_a_public_tile_carries_no_personal_or_internal_field_and_no_withheld_row(client, engine):
+    t = busiest_tile(engine, "organisations", 14)
+    tile = decode(client.get(f"/tiles/organisations/{t.z}/{t.x}/{t.y}.mvt").content)
+    properties = {k for f in tile["organisations"]["features"] for k in f["properties"]}
+    assert properties and not properties & {"legal_person", "contact_phone"}
+    with engine.connect() as conn:
+        lon, lat = conn.execute(
+            text(
+                "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM assets "
+                "WHERE status = 'entered' ORDER BY id LIMIT 1"
+            )
+        ).one()
+    t = TMS.tile(lon, lat, 15)
+    tile = decode(client.get(f"/tiles/assets/{t.z}/{t.x}/{t.y}.mvt").content)
+    for feature in tile.get("assets", {}).get("features", []):
+        props = feature["properties"]
+        assert props["status"] in ("promoted", "negotiating", "revitalised")
+        assert not set(props) & {"reserve_price_wan", "contact_name", "contact_phone", "notes"}
+
+
+def test_tiles_carry_no_personal_field_even_for_those_who_may_read_it(client, engine, tokens):
+    """Personal data is read through the features, with a purpose and an audit entry, never
+    through a map tile: a safety officer's organisation tile has no legal person either."""
+    t = busiest_tile(engine, "organisations", 14)
+    answer = client.get(
+        f"/tiles/organisations/{t.z}/{t.x}/{t.y}.mvt", headers=auth(tokens, "safety")
+    )
+    properties = {
+        k for f in decode(answer.content)["organisations"]["features"] for k in f["properties"]
+    }
+    assert "legal_person" not in properties and "name" in properties
+
+
+def test_a_grid_worker_sees_only_their_own_grid_in_a_residents_tile(client, engine, tokens, grids):
+    with engine.connect() as conn:
+        lon, lat = conn.execute(
+            text("SELECT ST_X(geom), ST_Y(geom) FROM residents WHERE grid_code = :g LIMIT 1"),
+            {"g": grids["A"]},
+        ).one()
+    t = TMS.tile(lon, lat, 13)
+    answer = client.get(f"/tiles/residents/{t.z}/{t.x}/{t.y}.mvt", headers=auth(tokens, "worker_a"))
+    features = decode(answer.content)["residents"]["features"]
+    assert features and {f["properties"]["grid_code"] for f in features} == {grids["A"]}
+    assert client.get(f"/tiles/residents/{t.z}/{t.x}/{t.y}.mvt").status_code == 404
+
+
+def test_a_map_tile_holds_its_layers_and_tilejson_describes_them(client, engine, tokens):
+    t = busiest_tile(engine, "hazards", 13)
+    answer = client.get(f"/maps/safety/tiles/{t.z}/{t.x}/{t.y}.mvt", headers=auth(tokens, "safety"))
+    assert answer.status_code == 200
+    tile = decode(answer.content)
+    assert {"buildings", "hazards", "roads"} <= set(tile)
+    tilejson = client.get("/maps/safety/tilejson.json", headers=auth(tokens, "safety")).json()
+    assert tilejson["tilejson"] == "3.0.0"
+    assert tilejson["tiles"][0].endswith("/maps/safety/tiles/{z}/{x}/{y}.mvt")
+    layers = {v["id"]: v for v in tilejson["vector_layers"]}
+    assert {"buildings", "hazards"} <= set(layers) and "floors" in layers["buildings"]["fields"]
+    assert client.get("/maps/nowhere/tilejson.json").status_code == 404
+
+
+def test_low_zoom_points_are_thinned_and_say_how_many_they_stand_for(client, engine, tokens):
+    t = busiest_tile(engine, "sensors", 10)
+    tile = decode(
+        client.get(f"/tiles/sensors/{t.z}/{t.x}/{t.y}.mvt", headers=auth(tokens, "admin")).content
+    )
+    features = tile["sensors"]["features"]
+    counts = [f["properties"]["point_count"] for f in features]
+    assert sum(counts) == len(postgis_ids(engine, "sensors", t))
+    assert len(features) < sum(counts)  # thinned: some stand for several
+
+
+def test_tiles_are_compressed_revalidated_and_bounded(client, engine, tokens):
+    t = busiest_tile(engine, "buildings", 14)
+    path = f"/tiles/buildings/{t.z}/{t.x}/{t.y}.mvt"
+    raw = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert raw.headers["content-encoding"] == "gzip"
+    assert "private" in raw.headers["cache-control"] and "Authorization" in raw.headers["vary"]
+    again = client.get(path, headers={"If-None-Match": raw.headers["etag"]})
+    assert again.status_code == 304
+    assert client.get("/tiles/buildings/23/0/0.mvt").status_code == 400  # zoom 0–22
+    assert client.get("/tiles/buildings/3/8/0.mvt").status_code == 404
+    assert client.get("/tiles/no_such_layer/3/0/0.mvt").status_code == 404
