@@ -150,3 +150,42 @@ def test_a_name_carrying_script_is_shown_never_run(browser, served, report_id):
     shown = browser.find_element("tag name", "body").text
     assert "<img src=x" in shown  # as text, in the table and the popup
     assert browser.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+
+
+def _map_pixels(browser) -> dict:
+    """The viewer's WebGL canvas read back: painted pixels and how many colours they use."""
+    return browser.execute_script(
+        "var g = document.querySelector('#map canvas'); if (!g) return {painted: 0, colours: 0};"
+        "var c = document.createElement('canvas'); c.width = g.width; c.height = g.height;"
+        "var x = c.getContext('2d'); x.drawImage(g, 0, 0);"
+        "var d = x.getImageData(0, 0, c.width, c.height).data, n = 0, seen = {};"
+        "for (var i = 0; i < d.length; i += 4) { if (d[i + 3] > 0) { n++;"
+        "  seen[(d[i] >> 4) + ',' + (d[i + 1] >> 4) + ',' + (d[i + 2] >> 4)] = 1; } }"
+        "return {painted: n, colours: Object.keys(seen).length};"
+    )
+
+
+@pytest.mark.parametrize("map_id", ["safety", "assets"])
+def test_the_map_viewer_draws_our_own_tiles_from_this_host_only(browser, served, map_id):
+    """The one-screen viewer: MapLibre from this service, the map's style and tiles from this
+    service, the map idle with varied pixels painted, and not one request leaving 127.0.0.1."""
+    seen = _visit(browser, f"{served}/maps/{map_id}", f"map-{map_id}")
+    assert (
+        browser.execute_script("return document.getElementById('map').getAttribute('data-error')")
+        is None
+    )
+    assert (
+        browser.execute_script("return document.getElementById('map').getAttribute('data-ready')")
+        == "1"
+    )
+    # the tiles are fetched by MapLibre's workers, which the page's network log does not see:
+    # what they fetch is what the source's TileJSON names, checked to be this host's
+    tiles = browser.execute_script("return window.onemapMap.getSource('onemap').tiles")
+    assert tiles and all(t.startswith(served + f"/maps/{map_id}/tiles/") for t in tiles)
+    drawn = browser.execute_script(
+        "return window.onemapMap.querySourceFeatures('onemap', {sourceLayer: 'buildings'}).length"
+    )
+    assert drawn > 0
+    assert any(f"/maps/{map_id}/style.json" in u for u in seen["requests"])
+    pixels = _map_pixels(browser)
+    assert pixels["painted"] > 10_000 and pixels["colours"] >= 4, pixels

@@ -14,10 +14,11 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from api.deps import Read
-from api.html import base_url
+from api.html import base_url, render
 from layers.catalogue import Layer, get_layer
 from tiles.maps import MAPS, map_spec, map_tile, visible_layers
 from tiles.matrix import MATRIX_SET, MAX_ZOOM, MIN_ZOOM, Tile
+from tiles.styles import COLOURS, TITLES_ZH, style
 from tiles.vector import describe, layer_tile
 
 router = APIRouter(tags=["vector tiles 矢量瓦片"])
@@ -140,3 +141,43 @@ def maps_index(r: Read):
         for m in MAPS.values()
     ]
     return Response(orjson.dumps({"maps": body}), media_type="application/json")
+
+
+@router.get("/maps/{map_id}/style.json", summary="A map's MapLibre style (version 8)")
+def map_style(map_id: str, r: Read):
+    spec = map_spec(map_id)
+    layers = visible_layers(r.conn, spec, r.who)
+    west, south, east, north = _bounds(layers)
+    kinds = {layer.id: layer.geometry_type or "" for layer in layers}
+    body = style(spec, base_url(r.request), kinds, [(west + east) / 2, (south + north) / 2])
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get(
+    "/fonts/{fontstack}/{glyph_range}.pbf",
+    summary="Glyph ranges for map labels: empty (CJK is drawn by the browser's own font)",
+    response_class=Response,
+)
+def glyphs(fontstack: str, glyph_range: str):
+    # an empty protobuf is a valid glyph set with no glyphs: MapLibre draws Chinese with the
+    # browser's local font (localIdeographFontFamily) and needs nothing from elsewhere
+    return Response(
+        b"", media_type="application/x-protobuf", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
+@router.get(
+    "/maps/{map_id}", summary="The map's page: MapLibre over our own tiles", response_class=Response
+)
+def map_page(map_id: str, r: Read):
+    spec = map_spec(map_id)
+    layers = visible_layers(r.conn, spec, r.who)
+    legend = [
+        {
+            "id": layer.id,
+            "title": TITLES_ZH.get(layer.id, layer.title_zh),
+            "colour": COLOURS.get(layer.id, "#555"),
+        }
+        for layer in layers
+    ]
+    return render("map.html", r.request, spec=spec, legend=legend, maps=list(MAPS.values()))
