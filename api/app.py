@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import make_url
 
 from api import logs, problems
 from api.html import STATIC
@@ -30,6 +31,7 @@ from geo.database import database_url
 from geo.database import engine as make_engine
 from geo.records.types import EditRules
 from geo.settings import Settings
+from tiles.cache import DiskStore
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database_url(settings=settings.database),
         settings.database.pool_size,
         settings.database.max_overflow,
+    )
+    app.state.tile_store = DiskStore(
+        settings.service.tile_cache / (make_url(app.state.engine.url).database or "onemap")
     )
     app.openapi = lambda: _openapi(app)
     problems.install(app)

@@ -109,6 +109,11 @@ class ServiceSettings(BaseSettings):
         default="Asia/Shanghai",
         description="The zone pages show times in (JSON keeps RFC 3339 UTC).",
     )
+    tile_cache: Path = Field(
+        default=Path(".onemap/tiles"),
+        description="The tile cache every service process on this machine shares (a directory; "
+        "one folder per database inside).",
+    )
     cors_origins: str = Field(
         default="",
         description="Other origins whose pages may call this service (comma-separated; none by "

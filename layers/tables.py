@@ -144,8 +144,21 @@ def count(conn: Connection, layer_id: str) -> int | None:
     return conn.execute(text(f"SELECT count(*) FROM {qualified(layer_id)}")).scalar_one()
 
 
+#: the whole of Web Mercator: a layer replaced as a whole invalidates every tile of it
+WORLD = "ST_MakeEnvelope(-20037508.34, -20037508.34, 20037508.34, 20037508.34, 3857)"
+
+
+def note_replaced(conn: Connection, layer_id: str) -> None:
+    """Every cached tile of the layer is stale once this transaction commits (migration 0011)."""
+    conn.execute(
+        text(f"INSERT INTO tiles.invalidations (layer, envelope) VALUES (:layer, {WORLD})"),
+        {"layer": layer_id},
+    )
+
+
 def swap(conn: Connection, layer_id: str) -> None:
     """Drop the live table and rename the new one (and its indexes) into its place."""
+    note_replaced(conn, layer_id)
     new = new_name(layer_id)
     conn.execute(text(f"DROP TABLE IF EXISTS {qualified(layer_id)}"))
     conn.execute(text(f"ALTER TABLE {qualified(new)} RENAME TO {ident(layer_id)}"))
@@ -162,6 +175,7 @@ def swap(conn: Connection, layer_id: str) -> None:
 def drop(conn: Connection, layer_id: str) -> bool:
     """Remove a departmental layer's table and catalogue entry; True if there was a table."""
     existed = count(conn, layer_id) is not None
+    note_replaced(conn, layer_id)
     conn.execute(text(f"DROP TABLE IF EXISTS {qualified(layer_id)}"))
     conn.execute(
         text("DELETE FROM layer_catalogue WHERE id = :id AND table_name = :table"),

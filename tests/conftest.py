@@ -8,9 +8,11 @@ one cluster do not meet.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -18,6 +20,9 @@ from sqlalchemy.engine import make_url
 warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
 
 TEST_DB = os.environ.get("ONEMAP_TEST_DB", "onemap_test")
+#: the session's own tile cache: a cache left by another session (of a database since rebuilt)
+#: would be proved stale by the notes, but tests must not lean on what an earlier run left
+TILE_CACHE = Path(tempfile.mkdtemp(prefix="onemap-test-tiles-"))
 
 
 def _base_url() -> str:
@@ -59,7 +64,10 @@ def settings_for(url: str, **overrides):
     test client's host name, ``testserver``, is one of the service's addresses."""
     from geo.settings import ServiceSettings, Settings
 
-    overrides.setdefault("service", ServiceSettings(allowed_hosts="127.0.0.1,localhost,testserver"))
+    overrides.setdefault(
+        "service",
+        ServiceSettings(allowed_hosts="127.0.0.1,localhost,testserver", tile_cache=TILE_CACHE),
+    )
     return Settings.from_env(**overrides).with_database(url)
 
 
@@ -198,7 +206,7 @@ def running_server(
             "--log-level",
             log_level,
         ],
-        env=dict(os.environ, DATABASE_URL=db_url, **extra_env),
+        env=dict(os.environ, DATABASE_URL=db_url, ONEMAP_TILE_CACHE=str(TILE_CACHE), **extra_env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -171,3 +171,155 @@ def test_tiles_are_compressed_revalidated_and_bounded(client, engine, tokens):
     assert client.get("/tiles/buildings/23/0/0.mvt").status_code == 400  # zoom 0–22
     assert client.get("/tiles/buildings/3/8/0.mvt").status_code == 404
     assert client.get("/tiles/no_such_layer/3/0/0.mvt").status_code == 404
+
+
+# --- the cache never goes stale ------------------------------------------------------------------
+
+GEOJSON = {"Content-Type": "application/geo+json"}
+ZOOMS = (12, 14, 16)
+
+
+def _fetch(client, path: str, headers: dict) -> tuple[dict, str]:
+    answer = client.get(path, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return decode(answer.content), answer.headers["x-tile-cache"]
+
+
+def _patch(client, tokens, rtype: str, rid: int, geometry: dict) -> None:
+    import json
+
+    admin = auth(tokens, "admin")
+    tag = client.get(f"/records/{rtype}/{rid}", headers=admin).headers["etag"]
+    answer = client.patch(
+        f"/records/{rtype}/{rid}",
+        headers=admin | GEOJSON | {"If-Match": tag},
+        content=json.dumps({"geometry": geometry}),
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def _in_tile(t: morecantile.Tile, lon: float, lat: float) -> tuple[int, int]:
+    """Where a lon/lat falls on the tile's 4096 grid (y up, as the decoder gives it)."""
+    west, south, east, north = TMS.xy_bounds(t)
+    x, y = TMS.xy(lon, lat)
+    return round((x - west) / (east - west) * 4096), round((y - south) / (north - south) * 4096)
+
+
+def _close(a, b) -> bool:
+    return abs(a[0] - b[0]) <= 1 and abs(a[1] - b[1]) <= 1
+
+
+def _feature(tile: dict, layer: str, fid: int) -> dict | None:
+    return next((f for f in tile.get(layer, {}).get("features", []) if f["id"] == fid), None)
+
+
+def test_a_moved_point_shows_where_it_is_now_in_every_cached_tile(client, engine, tokens):
+    """Tiles of the old and the new position, cached before the edit at three zooms (a layer's
+    and a map's), show the new state as soon as the edit returns; a tile far away stays cached."""
+    with engine.connect() as conn:
+        fid, lon, lat, grid = conn.execute(
+            text(
+                "SELECT f.id, ST_X(f.geom), ST_Y(f.geom), f.grid_code FROM facilities f "
+                "ORDER BY f.id LIMIT 1"
+            )
+        ).one()
+        new_lon, new_lat = conn.execute(  # elsewhere in the same grid
+            text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grids "
+                "WHERE code = :g) s"
+            ),
+            {"g": grid},
+        ).one()
+    headers = auth(tokens, "admin")
+    paths = set()
+    for z in ZOOMS:
+        for x_, y_ in ((lon, lat), (new_lon, new_lat)):
+            t = TMS.tile(x_, y_, z)
+            paths.add(f"/tiles/facilities/{t.z}/{t.x}/{t.y}.mvt")
+            paths.add(f"/maps/checkup/tiles/{t.z}/{t.x}/{t.y}.mvt")
+    far = TMS.tile(lon + 0.3, lat + 0.3, 12)
+    far_path = f"/tiles/facilities/{far.z}/{far.x}/{far.y}.mvt"
+    for path in (*paths, far_path):
+        _fetch(client, path, headers)
+        assert _fetch(client, path, headers)[1] == "hit"
+    _patch(client, tokens, "facilities", fid, {"type": "Point", "coordinates": [new_lon, new_lat]})
+    for z in ZOOMS:
+        old, new = TMS.tile(lon, lat, z), TMS.tile(new_lon, new_lat, z)
+        for kind in ("/tiles/facilities", "/maps/checkup/tiles"):
+            at_new, _ = _fetch(client, f"{kind}/{new.z}/{new.x}/{new.y}.mvt", headers)
+            drawn = _feature(at_new, "facilities", fid)["geometry"]["coordinates"]
+            assert _close(drawn, _in_tile(new, new_lon, new_lat)), (kind, z, drawn)
+            if (old.x, old.y) != (new.x, new.y):
+                at_old, _ = _fetch(client, f"{kind}/{old.z}/{old.x}/{old.y}.mvt", headers)
+                assert _feature(at_old, "facilities", fid) is None, (kind, z)
+    assert _fetch(client, far_path, headers)[1] == "hit"
+
+
+def test_a_reshaped_polygon_is_drawn_in_its_new_shape(client, engine, tokens):
+    with engine.connect() as conn:
+        bid, lon, lat = conn.execute(
+            text(
+                "SELECT id, ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)) FROM buildings "
+                "ORDER BY id LIMIT 1"
+            )
+        ).one()
+    headers = auth(tokens, "admin")
+    before = {}
+    for z in ZOOMS:
+        t = TMS.tile(lon, lat, z)
+        path = f"/tiles/buildings/{t.z}/{t.x}/{t.y}.mvt"
+        _fetch(client, path, headers)
+        tile, state = _fetch(client, path, headers)
+        assert state == "hit"
+        before[z] = _feature(tile, "buildings", bid)["geometry"]
+    d = 0.0002  # a square of about 38 × 43 m around the old centre
+    square = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d]]
+    _patch(
+        client, tokens, "buildings", bid, {"type": "Polygon", "coordinates": [square + [square[0]]]}
+    )
+    for z in ZOOMS:
+        t = TMS.tile(lon, lat, z)
+        tile, state = _fetch(client, f"/tiles/buildings/{t.z}/{t.x}/{t.y}.mvt", headers)
+        assert state == "miss"
+        after = _feature(tile, "buildings", bid)["geometry"]
+        assert after != before[z]
+        corners = {tuple(p) for p in after["coordinates"][0]}
+        assert any(_close(c, _in_tile(t, lon + d, lat + d)) for c in corners), (z, corners)
+
+
+def test_an_edit_through_one_worker_is_never_answered_stale_by_another(db_url, engine, tokens):
+    from tests.conftest import running_server
+
+    with engine.connect() as conn:
+        fid, lon, lat = conn.execute(
+            text("SELECT id, ST_X(geom), ST_Y(geom) FROM facilities ORDER BY id OFFSET 5 LIMIT 1")
+        ).one()
+    t = TMS.tile(lon, lat, 15)
+    with running_server(db_url, workers=2) as (base, _):
+        _edit_and_read_back(base, auth(tokens, "admin"), fid, lon, lat, t)
+
+
+def _edit_and_read_back(base: str, headers: dict, fid: int, lon: float, lat: float, t) -> None:
+    import json
+
+    import httpx
+
+    path = f"/tiles/facilities/{t.z}/{t.x}/{t.y}.mvt"
+    # no kept-alive connection: each request may land on either worker
+    fresh_connections = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=base, timeout=30, limits=fresh_connections) as http:
+        for _ in range(8):  # both workers draw and cache it
+            assert http.get(path, headers=headers).status_code == 200
+        for step in range(1, 4):
+            moved = (lon + step * 0.0001, lat)
+            tag = http.get(f"/records/facilities/{fid}", headers=headers).headers["etag"]
+            edit = http.patch(
+                f"/records/facilities/{fid}",
+                headers=headers | GEOJSON | {"If-Match": tag},
+                content=json.dumps({"geometry": {"type": "Point", "coordinates": list(moved)}}),
+            )
+            assert edit.status_code == 200, edit.text
+            for _ in range(8):  # answered by either worker: always the new position
+                tile = decode(http.get(path, headers=headers).content)
+                drawn = _feature(tile, "facilities", fid)["geometry"]["coordinates"]
+                assert _close(drawn, _in_tile(t, *moved)), (step, drawn)

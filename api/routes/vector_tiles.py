@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from api.deps import Read
 from api.html import base_url, render
 from layers.catalogue import Layer, get_layer
+from tiles import cache
 from tiles.maps import MAPS, map_spec, map_tile, visible_layers
 from tiles.matrix import MATRIX_SET, MAX_ZOOM, MIN_ZOOM, Tile
 from tiles.styles import COLOURS, TITLES_ZH, style
@@ -51,6 +52,30 @@ def _tile_response(request: Request, data: bytes, features: int, truncated: bool
     return Response(data, media_type=MVT, headers=headers)
 
 
+def _cached(r: Read, kind: str, name: str, layers: list[Layer], tile: Tile, draw) -> Response:
+    """The tile from the shared cache when no change since it was drawn meets it; else drawn
+    (in a snapshot taken first) and kept. ``X-Tile-Cache`` says which."""
+    store = r.request.app.state.tile_store
+    audience = "|".join(f"{layer.id}:{layer.plan(r.who).audience}" for layer in layers)
+    where = cache.key(kind, name, audience, tile)
+    held = store.get(where)
+    if held is not None and cache.fresh(
+        r.conn, [layer.id for layer in layers], tile, held.snapshot
+    ):
+        answer = _tile_response(r.request, held.data, held.features, held.truncated)
+        answer.headers["X-Tile-Cache"] = "hit"
+        return answer
+    drawn_in = cache.snapshot(r.conn)
+    drawn = draw()
+    data = b"".join(d.data for d in drawn)
+    features, truncated = sum(d.features for d in drawn), any(d.truncated for d in drawn)
+    store.put(where, cache.Cached(data, drawn_in, features, truncated))
+    cache.maybe_prune(r.conn)
+    answer = _tile_response(r.request, data, features, truncated)
+    answer.headers["X-Tile-Cache"] = "miss"
+    return answer
+
+
 @router.get(
     "/tiles/{layer_id}/{z}/{x}/{y}.mvt",
     summary="One layer's vector tile (WebMercatorQuad), as the caller may see it",
@@ -62,8 +87,14 @@ def layer_tile_route(
 ):
     tile = Tile(z, x, y)
     layer = get_layer(r.conn, layer_id, r.who)
-    drawn = layer_tile(r.conn, layer, layer.plan(r.who), tile)
-    return _tile_response(r.request, drawn.data, drawn.features, drawn.truncated)
+    return _cached(
+        r,
+        "layer",
+        layer.id,
+        [layer],
+        tile,
+        lambda: [layer_tile(r.conn, layer, layer.plan(r.who), tile)],
+    )
 
 
 @router.get(
@@ -76,11 +107,9 @@ def map_tile_route(
     map_id: str, r: Read, z: int = _z(), x: int = _xy("column"), y: int = _xy("row")
 ):
     tile = Tile(z, x, y)
-    drawn = map_tile(r.conn, map_spec(map_id), r.who, tile)
-    data = b"".join(d.data for d in drawn)
-    return _tile_response(
-        r.request, data, sum(d.features for d in drawn), any(d.truncated for d in drawn)
-    )
+    spec = map_spec(map_id)
+    layers = visible_layers(r.conn, spec, r.who)
+    return _cached(r, "map", spec.id, layers, tile, lambda: map_tile(r.conn, spec, r.who, tile))
 
 
 def _bounds(layers: list[Layer]) -> list[float]:

@@ -1,0 +1,141 @@
+"""The tile cache every API process shares, and the rule that keeps it from ever going stale.
+
+A tile is stored with the database snapshot it was drawn in (``pg_current_snapshot()``, taken
+before drawing). Every write to a mapped table notes, in its own transaction, where it changed
+(``tiles.invalidations``, migration 0011: the old and the new extent). A cached tile is served
+only if no noted change meets the tile (with its buffer) that its snapshot did not see — one
+indexed query — so a tile drawn before a write is never served after the write has returned,
+by this process or any other, and a tile nowhere near the change stays cached.
+
+Stores are pluggable (:class:`TileStore`); the default is a directory every process on the
+machine shares, written atomically (write, then rename). Tiles are keyed by what they show (a
+layer or a map), the caller's audience key from the read plan (two callers who may see
+different things never share a tile), and z/x/y.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from tiles.matrix import Tile
+from tiles.vector import BUFFER, EXTENT
+
+#: cached tiles older than this are drawn again, and notes older than this are pruned
+MAX_AGE_S = 24 * 3600
+_PRUNE_CHANCE = 0.001
+
+
+@dataclass(frozen=True)
+class Cached:
+    data: bytes
+    snapshot: str
+    features: int
+    truncated: bool
+
+
+class TileStore(Protocol):
+    def get(self, key: str) -> Cached | None: ...
+    def put(self, key: str, tile: Cached) -> None: ...
+    def clear(self) -> None: ...
+
+
+class DiskStore:
+    """Tiles as files under ``root``: a header line (snapshot, features, truncated), then the
+    tile's bytes. Readers never see a half-written file (write to a temporary file, rename)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def get(self, key: str) -> Cached | None:
+        path = self._path(key)
+        try:
+            if time.time() - path.stat().st_mtime > MAX_AGE_S:
+                return None
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        header, _, data = raw.partition(b"\n")
+        try:
+            snapshot, features, truncated = header.decode().split(" ")
+            return Cached(data, snapshot, int(features), truncated == "1")
+        except ValueError:
+            return None
+
+    def put(self, key: str, tile: Cached) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = f"{tile.snapshot} {tile.features} {int(tile.truncated)}\n".encode()
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tile-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(header + tile.data)
+            os.replace(temporary, path)
+        except OSError:
+            Path(temporary).unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def key(kind: str, name: str, audience: str, tile: Tile) -> str:
+    """Where a tile is kept: what it shows, for whom (hashed: an audience key may name a user's
+    grids), and z/x/y."""
+    who = hashlib.sha256(audience.encode()).hexdigest()[:16]
+    return f"{kind}/{name}/{who}/{tile.z}/{tile.x}/{tile.y}.mvt"
+
+
+def snapshot(conn: Connection) -> str:
+    """The snapshot a tile about to be drawn is drawn in (taken before drawing: a change that
+    commits in between makes the tile look stale, never fresh)."""
+    return conn.execute(text("SELECT pg_current_snapshot()::text")).scalar_one()
+
+
+def fresh(conn: Connection, layers: list[str], tile: Tile, drawn_in: str) -> bool:
+    """No change to ``layers`` meeting the tile that the snapshot ``drawn_in`` did not see."""
+    stale = conn.execute(
+        text("""
+        SELECT EXISTS (
+            SELECT 1 FROM tiles.invalidations
+            WHERE xid >= pg_snapshot_xmin(CAST(:snap AS pg_snapshot))
+              AND layer = ANY(:layers)
+              AND envelope && ST_TileEnvelope(:z, :x, :y, margin => :margin)
+              AND NOT pg_visible_in_snapshot(xid, CAST(:snap AS pg_snapshot)))
+        """),
+        {
+            "snap": drawn_in,
+            "layers": layers,
+            "z": tile.z,
+            "x": tile.x,
+            "y": tile.y,
+            "margin": BUFFER / EXTENT,
+        },
+    ).scalar_one()
+    return not stale
+
+
+def prune(conn: Connection) -> None:
+    """Drop notes older than any tile that may still be served."""
+    conn.execute(
+        text("DELETE FROM tiles.invalidations WHERE noted_at < now() - make_interval(secs => :s)"),
+        {"s": MAX_AGE_S + 3600},
+    )
+
+
+def maybe_prune(conn: Connection) -> None:
+    if random.random() < _PRUNE_CHANCE:
+        prune(conn)
