@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from api.cli_city import city_app
 from api.cli_layers import layers_app
+from api.cli_tiles import tiles_app
 from api.cluster import Cluster, ClusterError
 from geo.settings import Settings
 
@@ -30,6 +31,7 @@ users_app = typer.Typer(help="Users, roles and bearer tokens.", no_args_is_help=
 app.add_typer(users_app, name="users")
 app.add_typer(layers_app, name="layers")
 app.add_typer(city_app, name="city")
+app.add_typer(tiles_app, name="tiles")
 
 
 def _settings() -> Settings:

@@ -323,3 +323,38 @@ def _edit_and_read_back(base: str, headers: dict, fid: int, lon: float, lat: flo
                 tile = decode(http.get(path, headers=headers).content)
                 drawn = _feature(tile, "facilities", fid)["geometry"]["coordinates"]
                 assert _close(drawn, _in_tile(t, *moved)), (step, drawn)
+
+
+def test_seeding_fills_the_cache_the_service_reads(db_url, tmp_path):
+    """``onemap tiles seed`` draws every public tile of a map, with progress; the service then
+    answers those tiles from the cache."""
+    import os
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from geo.settings import ServiceSettings
+    from tests.conftest import settings_for
+
+    env = os.environ | {"DATABASE_URL": db_url, "ONEMAP_TILE_CACHE": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "tiles", "seed", "--map", "base", "--zoom", "9-10"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tiles drawn" in done.stderr
+    settings = settings_for(
+        db_url, service=ServiceSettings(allowed_hosts="testserver", tile_cache=tmp_path)
+    )
+    with TestClient(create_app(settings)) as fresh:
+        tilejson = fresh.get("/maps/base/tilejson.json").json()
+        west, south, east, north = tilejson["bounds"]
+        t = TMS.tile((west + east) / 2, (south + north) / 2, 10)
+        answer = fresh.get(f"/maps/base/tiles/{t.z}/{t.x}/{t.y}.mvt")
+        assert answer.headers["x-tile-cache"] == "hit"
+        assert "buildings" in decode(answer.content)

@@ -139,3 +139,33 @@ def prune(conn: Connection) -> None:
 def maybe_prune(conn: Connection) -> None:
     if random.random() < _PRUNE_CHANCE:
         prune(conn)
+
+
+def through(
+    conn: Connection,
+    store: TileStore,
+    kind: str,
+    name: str,
+    layers: list,
+    who,
+    tile: Tile,
+    draw,
+) -> tuple[Cached, bool]:
+    """The tile from ``store`` if it is fresh, else drawn by ``draw()`` (a list of layer tiles,
+    in a snapshot taken first) and kept. Returns the tile and whether it came from the store."""
+    audience = "|".join(f"{layer.id}:{layer.plan(who).audience}" for layer in layers)
+    where = key(kind, name, audience, tile)
+    held = store.get(where)
+    if held is not None and fresh(conn, [layer.id for layer in layers], tile, held.snapshot):
+        return held, True
+    drawn_in = snapshot(conn)
+    drawn = draw()
+    made = Cached(
+        b"".join(d.data for d in drawn),
+        drawn_in,
+        sum(d.features for d in drawn),
+        any(d.truncated for d in drawn),
+    )
+    store.put(where, made)
+    maybe_prune(conn)
+    return made, False

@@ -53,26 +53,11 @@ def _tile_response(request: Request, data: bytes, features: int, truncated: bool
 
 
 def _cached(r: Read, kind: str, name: str, layers: list[Layer], tile: Tile, draw) -> Response:
-    """The tile from the shared cache when no change since it was drawn meets it; else drawn
-    (in a snapshot taken first) and kept. ``X-Tile-Cache`` says which."""
+    """The tile through the shared cache; ``X-Tile-Cache`` says whether it was held."""
     store = r.request.app.state.tile_store
-    audience = "|".join(f"{layer.id}:{layer.plan(r.who).audience}" for layer in layers)
-    where = cache.key(kind, name, audience, tile)
-    held = store.get(where)
-    if held is not None and cache.fresh(
-        r.conn, [layer.id for layer in layers], tile, held.snapshot
-    ):
-        answer = _tile_response(r.request, held.data, held.features, held.truncated)
-        answer.headers["X-Tile-Cache"] = "hit"
-        return answer
-    drawn_in = cache.snapshot(r.conn)
-    drawn = draw()
-    data = b"".join(d.data for d in drawn)
-    features, truncated = sum(d.features for d in drawn), any(d.truncated for d in drawn)
-    store.put(where, cache.Cached(data, drawn_in, features, truncated))
-    cache.maybe_prune(r.conn)
-    answer = _tile_response(r.request, data, features, truncated)
-    answer.headers["X-Tile-Cache"] = "miss"
+    made, held = cache.through(r.conn, store, kind, name, layers, r.who, tile, draw)
+    answer = _tile_response(r.request, made.data, made.features, made.truncated)
+    answer.headers["X-Tile-Cache"] = "hit" if held else "miss"
     return answer
 
 

@@ -1,0 +1,80 @@
+"""``onemap tiles``: the tile cache from the command line.
+
+``onemap tiles seed --map safety --zoom 10-15`` draws every public tile of a map over its extent
+into the cache the service reads (with progress); ``onemap tiles clear`` empties it.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+tiles_app = typer.Typer(help="Vector tiles: seed or clear the shared cache.", no_args_is_help=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _zooms(text: str) -> range:
+    try:
+        first, _, last = text.partition("-")
+        low, high = int(first), int(last or first)
+    except ValueError:
+        _fail(f"--zoom {text!r}: give one zoom (14) or a range (10-15)")
+    if not 0 <= low <= high <= 22:
+        _fail(f"--zoom {text!r}: zooms run from 0 to 22, low to high")
+    return range(low, high + 1)
+
+
+def _store():
+    from sqlalchemy.engine import make_url
+
+    from geo.database import database_url
+    from geo.settings import Settings
+    from tiles.cache import DiskStore
+
+    settings = Settings.from_env()
+    return DiskStore(settings.service.tile_cache / (make_url(database_url()).database or "onemap"))
+
+
+@tiles_app.command("seed")
+def seed_map(
+    map_id: str = typer.Option(..., "--map", help="base, checkup, assets or safety."),
+    zoom: str = typer.Option("10-14", "--zoom", help="A zoom or a range, e.g. 10-15."),
+) -> None:
+    """Draw every public tile of a map at the given zooms into the shared cache."""
+    from geo.database import engine
+    from geo.errors import NotFound
+    from tiles.maps import map_spec
+    from tiles.seed import seed
+
+    zooms = _zooms(zoom)
+    try:
+        spec = map_spec(map_id)
+    except NotFound as exc:
+        _fail(str(exc))
+    columns = (
+        TextColumn(f"切片 seeding {spec.title_zh} z{zooms.start}–{zooms.stop - 1}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("seed", total=None)
+
+        def progress(done: int, total: int, held: bool) -> None:
+            bar.update(task, completed=done, total=total)
+
+        counts = seed(engine(), _store(), spec, zooms, progress=progress)
+    console.print(f"{counts['drawn']:,} tiles drawn, {counts['held']:,} already fresh in the cache")
+
+
+@tiles_app.command("clear")
+def clear() -> None:
+    """Empty this database's tile cache (the service draws tiles again as they are asked for)."""
+    _store().clear()
+    console.print("tile cache cleared")

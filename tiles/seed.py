@@ -1,0 +1,61 @@
+"""Drawing a map's tiles ahead of its users (``onemap tiles seed``): every tile of the chosen
+zooms over the map's extent, for the public audience (what anyone may see), into the shared
+cache, with progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+
+from geo.policy.roles import ANONYMOUS, Viewer
+from tiles import cache
+from tiles.maps import MapSpec, map_tile, visible_layers
+from tiles.matrix import tiles_covering
+
+
+def extent(layers) -> tuple[float, float, float, float] | None:
+    boxes = [layer.extent for layer in layers if layer.extent]
+    if not boxes:
+        return None
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def seed(
+    engine: Engine,
+    store: cache.TileStore,
+    spec: MapSpec,
+    zooms: range,
+    who: Viewer = ANONYMOUS,
+    progress: Callable[[int, int, bool], None] | None = None,
+) -> dict[str, int]:
+    """Draw (or confirm fresh) every tile; returns how many were drawn and how many were held."""
+    with engine.connect() as conn:
+        layers = visible_layers(conn, spec, who)
+    box = extent(layers)
+    if box is None:
+        return {"drawn": 0, "held": 0}
+    todo = [t for z in zooms for t in tiles_covering(*box, z)]
+    drawn = held = 0
+    for n, tile in enumerate(todo, start=1):
+        with engine.begin() as conn:
+            _, was_held = cache.through(
+                conn,
+                store,
+                "map",
+                spec.id,
+                layers,
+                who,
+                tile,
+                lambda conn=conn, tile=tile: map_tile(conn, spec, who, tile),
+            )
+        held += was_held
+        drawn += not was_held
+        if progress:
+            progress(n, len(todo), was_held)
+    return {"drawn": drawn, "held": held}
