@@ -23,6 +23,7 @@ from api.routes import (
     docs,
     health,
     ogc,
+    ogc_tiles,
     record_editing,
     uploads,
     vector_tiles,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads,
         city_imports,
         vector_tiles,
+        ogc_tiles,
     ):
         app.include_router(area.router)
     if settings.service.cors_origin_list:  # other origins only when configured

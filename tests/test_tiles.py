@@ -358,3 +358,41 @@ def test_seeding_fills_the_cache_the_service_reads(db_url, tmp_path):
         answer = fresh.get(f"/maps/base/tiles/{t.z}/{t.x}/{t.y}.mvt")
         assert answer.headers["x-tile-cache"] == "hit"
         assert "buildings" in decode(answer.content)
+
+
+# --- OGC API – Tiles -----------------------------------------------------------------------------
+
+
+def test_ogc_api_tiles_lead_from_a_collection_to_its_tiles(client, engine, tokens):
+    """collection → tilesets → tileset → tile matrix set and the templated tile link, whose tile
+    is the same as /tiles' (row = y, column = x)."""
+    headers = auth(tokens, "admin")
+    collection = client.get("/collections/buildings", headers=headers).json()
+    rel = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+    tilesets_url = next(link["href"] for link in collection["links"] if link["rel"] == rel)
+    tilesets = client.get(tilesets_url, headers=headers).json()["tilesets"]
+    assert tilesets[0]["dataType"] == "vector"
+    tileset_url = next(link["href"] for link in tilesets[0]["links"] if link["rel"] == "self")
+    tileset = client.get(tileset_url, headers=headers).json()
+    scheme = next(
+        link["href"]
+        for link in tileset["links"]
+        if link["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
+    )
+    tms = client.get(scheme).json()
+    assert tms["id"] == "WebMercatorQuad" and len(tms["tileMatrices"]) == 25
+    assert tms["tileMatrices"][14]["matrixWidth"] == 2**14
+    template = next(link["href"] for link in tileset["links"] if link["rel"] == "item")
+    t = busiest_tile(engine, "buildings", 15)
+    url = (
+        template.replace("{tileMatrix}", str(t.z))
+        .replace("{tileRow}", str(t.y))
+        .replace("{tileCol}", str(t.x))
+    )
+    via_ogc = client.get(url, headers=headers)
+    via_xyz = client.get(f"/tiles/buildings/{t.z}/{t.x}/{t.y}.mvt", headers=headers)
+    assert via_ogc.status_code == 200 and via_ogc.content == via_xyz.content
+    assert ids_in(decode(via_ogc.content), "buildings")
+    conformance = client.get("/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in conformance
+    assert client.get("/tileMatrixSets/NoSuchSet").status_code == 404

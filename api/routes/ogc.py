@@ -46,6 +46,12 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
 ]
 
 PURPOSE = "Why you need personal data unmasked; the read is written to the audit log"
@@ -202,6 +208,13 @@ def _collection(request: Request, layer: Layer, temporal: list | None = None) ->
                 "可排序字段 Sortables",
                 path + "/sortables",
                 f="json",
+            ),
+            _link(
+                request,
+                "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+                JSON,
+                "矢量瓦片 Vector tiles",
+                path + "/tiles",
             ),
         ],
         "x-title-en": layer.title_en,

@@ -52,7 +52,7 @@ def _tile_response(request: Request, data: bytes, features: int, truncated: bool
     return Response(data, media_type=MVT, headers=headers)
 
 
-def _cached(r: Read, kind: str, name: str, layers: list[Layer], tile: Tile, draw) -> Response:
+def cached_tile(r: Read, kind: str, name: str, layers: list[Layer], tile: Tile, draw) -> Response:
     """The tile through the shared cache; ``X-Tile-Cache`` says whether it was held."""
     store = r.request.app.state.tile_store
     made, held = cache.through(r.conn, store, kind, name, layers, r.who, tile, draw)
@@ -72,7 +72,7 @@ def layer_tile_route(
 ):
     tile = Tile(z, x, y)
     layer = get_layer(r.conn, layer_id, r.who)
-    return _cached(
+    return cached_tile(
         r,
         "layer",
         layer.id,
@@ -94,7 +94,7 @@ def map_tile_route(
     tile = Tile(z, x, y)
     spec = map_spec(map_id)
     layers = visible_layers(r.conn, spec, r.who)
-    return _cached(r, "map", spec.id, layers, tile, lambda: map_tile(r.conn, spec, r.who, tile))
+    return cached_tile(r, "map", spec.id, layers, tile, lambda: map_tile(r.conn, spec, r.who, tile))
 
 
 def _bounds(layers: list[Layer]) -> list[float]:
