@@ -32,7 +32,7 @@ from geo.database import database_url
 from geo.database import engine as make_engine
 from geo.records.types import EditRules
 from geo.settings import Settings
-from tiles.cache import DiskStore
+from tiles.cache import store_for
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,8 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database.pool_size,
         settings.database.max_overflow,
     )
-    app.state.tile_store = DiskStore(
-        settings.service.tile_cache / (make_url(app.state.engine.url).database or "onemap")
+    app.state.tile_store = store_for(
+        settings.service.tile_cache, make_url(app.state.engine.url).database or "onemap"
     )
     app.openapi = lambda: _openapi(app)
     problems.install(app)

@@ -317,6 +317,22 @@ def _let_reach(user: str) -> list[str]:
     return changed
 
 
+def _give_tile_cache(settings: Settings, account) -> None:
+    """The shared tile cache belongs to the service user: its processes write tiles there."""
+    folder = Path(settings.service.tile_cache)
+    if str(folder).strip().lower() in ("off", "none", "false", "0"):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in (folder, *folder.rglob("*")):
+        try:
+            os.chown(path, account.pw_uid, account.pw_gid)
+        except OSError:
+            continue
+    for parent in _folders_to(folder.resolve()):
+        if not _passable(account.pw_name, parent):
+            _grant_pass(account.pw_name, parent)
+
+
 def _drop_privileges(settings: Settings) -> str:
     """A web service started as root runs as an unprivileged system user (``onemap``, made if
     missing; ``ONEMAP_SERVICE_USER`` names another), as the database cluster runs as postgres.
@@ -349,6 +365,7 @@ def _drop_privileges(settings: Settings) -> str:
         if not _passable(name, Path(socket_dir)) and settings.database.url is None:
             url = _cluster().tcp_url()
     os.environ["DATABASE_URL"] = url
+    _give_tile_cache(settings, account)
     os.setgroups([])
     os.setgid(account.pw_gid)
     os.setuid(account.pw_uid)

@@ -35,10 +35,10 @@ def _store():
 
     from geo.database import database_url
     from geo.settings import Settings
-    from tiles.cache import DiskStore
+    from tiles.cache import store_for
 
     settings = Settings.from_env()
-    return DiskStore(settings.service.tile_cache / (make_url(database_url()).database or "onemap"))
+    return store_for(settings.service.tile_cache, make_url(database_url()).database or "onemap")
 
 
 @tiles_app.command("seed")

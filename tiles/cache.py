@@ -16,6 +16,7 @@ different things never share a tile), and z/x/y.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 import tempfile
@@ -30,6 +31,7 @@ from sqlalchemy.engine import Connection
 from tiles.matrix import Tile
 from tiles.vector import BUFFER, EXTENT
 
+log = logging.getLogger("onemap.tiles")
 #: cached tiles older than this are drawn again, and notes older than this are pruned
 MAX_AGE_S = 24 * 3600
 _PRUNE_CHANCE = 0.001
@@ -55,6 +57,7 @@ class DiskStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._warned = False
 
     def _path(self, key: str) -> Path:
         return self.root / key
@@ -75,21 +78,53 @@ class DiskStore:
             return None
 
     def put(self, key: str, tile: Cached) -> None:
+        """Keep the tile; a cache that cannot be written (disk full, no permission) is logged
+        once and the tile is still served — the cache speeds things up, it is never needed."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         header = f"{tile.snapshot} {tile.features} {int(tile.truncated)}\n".encode()
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tile-")
+        temporary = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tile-")
             with os.fdopen(handle, "wb") as out:
                 out.write(header + tile.data)
             os.replace(temporary, path)
-        except OSError:
-            Path(temporary).unlink(missing_ok=True)
+        except OSError as exc:
+            if temporary:
+                Path(temporary).unlink(missing_ok=True)
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "tile cache %s cannot be written (%s): tiles are drawn each time",
+                    self.root,
+                    exc.strerror,
+                )
 
     def clear(self) -> None:
         import shutil
 
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class NullStore:
+    """No cache (``ONEMAP_TILE_CACHE=off``): every tile is drawn. For measuring, and for a
+    service that must never write to disk."""
+
+    def get(self, key: str) -> Cached | None:
+        return None
+
+    def put(self, key: str, tile: Cached) -> None:
+        return None
+
+    def clear(self) -> None:
+        return None
+
+
+def store_for(folder: Path, database: str) -> TileStore:
+    """The store the settings ask for: ``off`` for none, else a directory per database."""
+    if str(folder).strip().lower() in ("off", "none", "false", "0"):
+        return NullStore()
+    return DiskStore(Path(folder) / database)
 
 
 def key(kind: str, name: str, audience: str, tile: Tile) -> str:
@@ -153,19 +188,25 @@ def through(
 ) -> tuple[Cached, bool]:
     """The tile from ``store`` if it is fresh, else drawn by ``draw()`` (a list of layer tiles,
     in a snapshot taken first) and kept. Returns the tile and whether it came from the store."""
+    if isinstance(store, NullStore):
+        drawn = draw()
+        return _joined(drawn, ""), False
     audience = "|".join(f"{layer.id}:{layer.plan(who).audience}" for layer in layers)
     where = key(kind, name, audience, tile)
     held = store.get(where)
     if held is not None and fresh(conn, [layer.id for layer in layers], tile, held.snapshot):
         return held, True
     drawn_in = snapshot(conn)
-    drawn = draw()
-    made = Cached(
+    made = _joined(draw(), drawn_in)
+    store.put(where, made)
+    maybe_prune(conn)
+    return made, False
+
+
+def _joined(drawn: list, drawn_in: str) -> Cached:
+    return Cached(
         b"".join(d.data for d in drawn),
         drawn_in,
         sum(d.features for d in drawn),
         any(d.truncated for d in drawn),
     )
-    store.put(where, made)
-    maybe_prune(conn)
-    return made, False

@@ -72,19 +72,29 @@ def layer_tile(
             .subquery("ranked")
         )
         kept = [ranked.c[c.name] for c in columns] + [ranked.c.point_count, ranked.c.geom]
-        rows = select(*kept).where(ranked.c._n == 1).order_by(ranked.c.id)
+        rows = select(*kept).where(ranked.c._n == 1)
+        order = ranked.c.id
     else:
-        rows = select(*columns, shape.label("geom")).where(where).order_by(t.c[layer.id_field])
-    found = rows.limit(max_features + 1).cte("found")
-    drawn = select(found).where(found.c.geom.is_not(None)).limit(max_features).subquery("drawn")
-    mvt = (
-        select(func.ST_AsMVT(literal_column("drawn"), literal(layer.id), EXTENT, "geom", "id"))
-        .select_from(drawn)
-        .scalar_subquery()
-    )
-    count = select(func.count()).select_from(found).where(found.c.geom.is_not(None))
-    data, n = conn.execute(select(mvt, count.scalar_subquery())).one()
-    return LayerTile(layer.id, bytes(data or b""), min(n, max_features), n > max_features)
+        rows = select(*columns, shape.label("geom")).where(where)
+        order = t.c[layer.id_field]
+    data, n = _encode(conn, rows, layer.id, max_features + 1)
+    if n <= max_features:
+        return LayerTile(layer.id, data, n, False)
+    # fuller than the cap: the first features by id, and say so
+    data, n = _encode(conn, rows.order_by(order), layer.id, max_features)
+    return LayerTile(layer.id, data, n, True)
+
+
+def _encode(conn: Connection, rows, name: str, limit: int) -> tuple[bytes, int]:
+    """One pass: the rows (at most ``limit``) whose shape survives clipping, as one MVT layer,
+    and how many there are."""
+    found = rows.limit(limit).subquery("found")
+    drawn = select(found).where(found.c.geom.is_not(None)).subquery("drawn")
+    statement = select(
+        func.ST_AsMVT(literal_column("drawn"), literal(name), EXTENT, "geom", "id"), func.count()
+    ).select_from(drawn)
+    data, n = conn.execute(statement).one()
+    return bytes(data or b""), int(n)
 
 
 def describe(plan: ReadPlan, layer: Layer) -> dict:

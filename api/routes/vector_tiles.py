@@ -47,7 +47,7 @@ def _tile_response(request: Request, data: bytes, features: int, truncated: bool
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
     if data and "gzip" in request.headers.get("accept-encoding", ""):
-        data = gzip.compress(data, 6)
+        data = gzip.compress(data, 1)  # level 1: most of the saving at a fifth of the CPU
         headers["Content-Encoding"] = "gzip"
     return Response(data, media_type=MVT, headers=headers)
 
