@@ -396,3 +396,34 @@ def test_ogc_api_tiles_lead_from_a_collection_to_its_tiles(client, engine, token
     conformance = client.get("/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in conformance
     assert client.get("/tileMatrixSets/NoSuchSet").status_code == 404
+
+
+def test_an_ingest_makes_every_cached_tile_of_its_layer_stale(client, engine, tokens, tmp_path):
+    """A departmental layer replaced by ingest is drawn anew: its cached tiles are stale the
+    moment the ingest commits (the swap notes the whole layer)."""
+    import csv
+
+    from layers.ingest import ingest
+
+    def shelters(lon: float) -> None:
+        path = tmp_path / f"shelters-{lon}.csv"
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle)
+            # every declared number filled, so that the layer leaves no all-empty column behind
+            writer.writerow(["编号", "名称", "经度", "纬度", "可容纳人数", "有效避难面积"])
+            writer.writerow(["T1", "瓦片测试避难所", f"{lon:.6f}", "31.650000", "100", "2500"])
+        with engine.begin() as conn:
+            ingest(conn, path, "emergency_shelters", "区应急管理局", "EPSG:4490")
+
+    shelters(119.0300)
+    t = TMS.tile(119.0300, 31.65, 16)
+    path = f"/tiles/emergency_shelters/{t.z}/{t.x}/{t.y}.mvt"
+    headers = auth(tokens, "admin")
+    first, _ = _fetch(client, path, headers)
+    assert _fetch(client, path, headers)[1] == "hit"
+    shelters(119.0302)  # about 19 m east, the same z16 tile
+    after, state = _fetch(client, path, headers)
+    assert state == "miss"
+    drawn = after["emergency_shelters"]["features"][0]["geometry"]["coordinates"]
+    assert _close(drawn, _in_tile(t, 119.0302, 31.65))
+    assert drawn != first["emergency_shelters"]["features"][0]["geometry"]["coordinates"]
