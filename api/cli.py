@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from api.cli_city import city_app
 from api.cli_layers import layers_app
-from api.cli_tiles import tiles_app
+from api.cli_tiles import map_app, tiles_app
 from api.cluster import Cluster, ClusterError
 from geo.settings import Settings
 
@@ -32,6 +32,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(layers_app, name="layers")
 app.add_typer(city_app, name="city")
 app.add_typer(tiles_app, name="tiles")
+app.add_typer(map_app, name="map")
 
 
 def _settings() -> Settings:

@@ -6,6 +6,8 @@ into the cache the service reads (with progress); ``onemap tiles clear`` empties
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -78,3 +80,42 @@ def clear() -> None:
     """Empty this database's tile cache (the service draws tiles again as they are asked for)."""
     _store().clear()
     console.print("tile cache cleared")
+
+
+map_app = typer.Typer(help="Maps as files: a layer or a query as a self-contained HTML map.")
+
+
+@map_app.command("export")
+def export_map(
+    layer_id: str = typer.Argument(..., help="A layer id (onemap layers list, /collections)."),
+    out: Path = typer.Option(..., "--out", help="The HTML file to write."),
+    filter_: str = typer.Option(None, "--filter", help="A CQL2-text filter, e.g. kind='clinic'."),
+    limit: int = typer.Option(5000, "--limit", min=1, max=10000, help="At most this many."),
+) -> None:
+    """Write a layer (or a filtered part of it) as a folium map in one HTML file that opens
+    anywhere, with no network: personal fields masked, as for any caller without a purpose."""
+    import orjson
+
+    from api.routes.ogc import leaflet_assets, titles_of
+    from geo.database import connect
+    from geo.errors import OnemapError
+    from geo.policy.roles import Viewer
+    from layers import exports
+    from layers import features as F
+    from layers.catalogue import get_layer
+
+    who = Viewer(username="cli:map-export", role="admin")
+    try:
+        with connect() as conn:
+            layer = get_layer(conn, layer_id, who)
+            plan = layer.plan(who)
+            page = F.query_items(conn, layer, F.ItemQuery(limit=limit, filter=filter_), plan)
+            features = [orjson.loads(one) for one in page.features]
+            columns = [c["name"] for c in layer.property_columns(plan)]
+            content = exports.to_folium(
+                features, layer.title_zh, columns, titles_of(layer, conn), leaflet_assets()
+            )
+    except OnemapError as exc:
+        _fail(str(exc))
+    out.write_bytes(content)
+    console.print(f"wrote {len(features):,} features of {layer.title_zh} to {out}")

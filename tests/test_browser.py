@@ -189,3 +189,19 @@ def test_the_map_viewer_draws_our_own_tiles_from_this_host_only(browser, served,
     assert any(f"/maps/{map_id}/style.json" in u for u in seen["requests"])
     pixels = _map_pixels(browser)
     assert pixels["painted"] > 10_000 and pixels["colours"] >= 4, pixels
+
+
+def test_a_folium_export_opens_as_a_file_with_no_network(browser, client, tmp_path):
+    """``f=folium``: one HTML file with Leaflet inside it; opened from disk it draws the
+    features and requests nothing at all over the network."""
+    answer = client.get("/collections/facilities/items?f=folium&limit=200")
+    assert answer.status_code == 200
+    assert 'filename="facilities.html"' in answer.headers["content-disposition"]
+    page = tmp_path / "facilities.html"
+    page.write_bytes(answer.content)
+    seen = _visit(browser, page.as_uri(), "folium-export")
+    assert [u for u in seen["requests"] if u.startswith(("http", "ws"))] == []
+    drawn = browser.execute_script(
+        "return document.querySelectorAll('.leaflet-interactive').length"
+    )
+    assert drawn >= 150

@@ -427,3 +427,35 @@ def test_an_ingest_makes_every_cached_tile_of_its_layer_stale(client, engine, to
     drawn = after["emergency_shelters"]["features"][0]["geometry"]["coordinates"]
     assert _close(drawn, _in_tile(t, 119.0302, 31.65))
     assert drawn != first["emergency_shelters"]["features"][0]["geometry"]["coordinates"]
+
+
+def test_onemap_map_export_writes_a_self_contained_map(db_url, tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    out = tmp_path / "clinics.html"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "map",
+            "export",
+            "facilities",
+            "--out",
+            str(out),
+            "--filter",
+            "kind='clinic'",
+        ],
+        env=os.environ | {"DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "L.map" in page
+    assert '"kind": "clinic"' in page and '"kind": "kindergarten"' not in page  # the filter
+    assert re.findall(r'<(?:script|link)[^>]+(?:src|href)="https?://', page) == []

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Caller, DbConnection, Format, Read, Reading
-from api.html import base_url, render, wants_html
+from api.html import STATIC, base_url, render, wants_html
 from geo.errors import BadRequest
 from geo.policy import audit
 from geo.settings import STORAGE_SRID
@@ -312,7 +312,17 @@ def _schema_document(collection_id: str, r: Reading, name: str, build) -> Respon
 DOWNLOADS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "gpkg": ("application/geopackage+sqlite3", "gpkg"),
+    "folium": ("text/html; charset=utf-8", "html"),
 }
+
+
+def leaflet_assets() -> dict[str, str]:
+    """The Leaflet the service serves, for pages that must carry it inside themselves."""
+    folder = STATIC / "vendor" / "leaflet"
+    return {
+        "leaflet.js": (folder / "leaflet.js").read_text(encoding="utf-8"),
+        "leaflet.css": (folder / "leaflet.css").read_text(encoding="utf-8"),
+    }
 
 
 def _download(
@@ -324,6 +334,8 @@ def _download(
         columns = [c for c in columns if c in q.properties]
     if fmt == "csv":
         content = exports.to_csv(features, columns, titles)
+    elif fmt == "folium":
+        content = exports.to_folium(features, layer.title_zh, columns, titles, leaflet_assets())
     else:
         content = exports.to_gpkg(features, layer.id, F.OUTPUT_CRS[q.crs][0])
     media, suffix = DOWNLOADS[fmt]
@@ -558,7 +570,11 @@ def items(
     params: ItemParams = Depends(),
     f: Annotated[
         str | None,
-        Query(alias="f", description="json (default), html, or a download: csv, gpkg"),
+        Query(
+            alias="f",
+            description="json (default), html, or a download: csv, gpkg, folium (a "
+            "self-contained HTML map)",
+        ),
     ] = None,
 ):
     download = (f or "").lower() if (f or "").lower() in DOWNLOADS else None
