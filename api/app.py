@@ -24,6 +24,7 @@ from api.routes import (
     health,
     ogc,
     ogc_tiles,
+    raster_tiles,
     record_editing,
     uploads,
     vector_tiles,
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         city_imports,
         vector_tiles,
         ogc_tiles,
+        raster_tiles,
     ):
         app.include_router(area.router)
     if settings.service.cors_origin_list:  # other origins only when configured

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy.engine import make_url
+
 from fixtures.democity import LoadReport, load_demo_city
+from fixtures.democity.rasters import write_rasters
 from geo import migrate
 from geo.database import engine
 from geo.settings import Settings
@@ -32,4 +35,7 @@ def prepare_demo(
     )
     with eng.begin() as conn:
         register_base_layers(conn)
+    with eng.connect() as conn:
+        database = make_url(url).database or "onemap"
+        write_rasters(conn, settings.service.rasters / database, settings.spatial.metric_srid, seed)
     return report

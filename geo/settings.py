@@ -114,6 +114,10 @@ class ServiceSettings(BaseSettings):
         description="The tile cache every service process on this machine shares (a directory; "
         "one folder per database inside).",
     )
+    rasters: Path = Field(
+        default=Path(".onemap/rasters"),
+        description="Where raster layers (GeoTIFF) are kept: one folder per database inside.",
+    )
     cors_origins: str = Field(
         default="",
         description="Other origins whose pages may call this service (comma-separated; none by "

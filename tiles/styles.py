@@ -44,11 +44,25 @@ TITLES_ZH = {
 FONT = "Noto Sans Regular"
 
 
-def style(spec: MapSpec, root: str, kinds: dict[str, str], centre: list[float]) -> dict:
-    """The style of ``spec``'s map; ``kinds`` maps each visible layer to its geometry type."""
+def style(
+    spec: MapSpec,
+    root: str,
+    kinds: dict[str, str],
+    centre: list[float],
+    hillshade: bool = False,
+) -> dict:
+    """The style of ``spec``'s map; ``kinds`` maps each visible layer to its geometry type;
+    ``hillshade`` lays the district's relief under the land use (when it has a DEM)."""
     layers: list[dict] = [
         {"id": "background", "type": "background", "paint": {"background-color": "#f8f7f2"}}
     ]
+    sources: dict = {"onemap": {"type": "vector", "url": f"{root}/maps/{spec.id}/tilejson.json"}}
+    if hillshade:
+        sources["hillshade"] = {
+            "type": "raster",
+            "tiles": [f"{root}/rasters/hillshade/{{z}}/{{x}}/{{y}}.png"],
+            "tileSize": 256,
+        }
     for layer_id in spec.layers:
         kind = (kinds.get(layer_id) or "").upper()
         if not kind:
@@ -66,6 +80,16 @@ def style(spec: MapSpec, root: str, kinds: dict[str, str], centre: list[float]) 
                         "paint": {"fill-color": colour, "fill-opacity": 0.7},
                     }
                 )
+                if layer_id == "landuse_parcels" and hillshade:  # relief over the land use
+                    layers.append(
+                        {
+                            "id": "hillshade",
+                            "type": "raster",
+                            "source": "hillshade",
+                            "paint": {"raster-opacity": 0.35},
+                            "metadata": {"onemap:title": "山体阴影"},
+                        }
+                    )
             layers.append(
                 common
                 | {
@@ -129,7 +153,7 @@ def style(spec: MapSpec, root: str, kinds: dict[str, str], centre: list[float]) 
         "metadata": {"onemap:map": spec.id, "onemap:title_en": spec.title_en},
         "center": centre,
         "zoom": 11,
-        "sources": {"onemap": {"type": "vector", "url": f"{root}/maps/{spec.id}/tilejson.json"}},
+        "sources": sources,
         "glyphs": f"{root}/fonts/{{fontstack}}/{{range}}.pbf",
         "layers": layers,
     }

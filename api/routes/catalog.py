@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from api.deps import Read
 from api.html import base_url, render
+from api.routes.raster_tiles import available
 from layers import departments
 from layers import features as F
 from layers.catalogue import OPENING_ZH, SHARING_ZH, Layer, list_layers
@@ -94,11 +95,12 @@ def catalog(r: Read):
         titles = departments.field_titles(layer.id, r.conn)
         entries.append(_entry(root, F.as_seen_by(r.conn, layer, plan), plan.columns, titles))
     if r.html:
-        return render("catalog.html", r.request, entries=entries)
+        return render("catalog.html", r.request, entries=entries, rasters=available(r.request))
     body = {
         "title": "资源目录 Layer catalogue",
         "numberOfLayers": len(entries),
         "layers": entries,
+        "rasters": available(r.request),
         "links": [
             {"rel": "self", "type": "application/json", "href": f"{root}/catalog?f=json"},
             {"rel": "alternate", "type": "text/html", "href": f"{root}/catalog?f=html"},

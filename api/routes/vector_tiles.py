@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from api.deps import Read
 from api.html import base_url, render
+from api.routes.raster_tiles import raster_folder
 from layers.catalogue import Layer, get_layer
 from tiles import cache
 from tiles.maps import MAPS, map_spec, map_tile, visible_layers
@@ -163,7 +164,8 @@ def map_style(map_id: str, r: Read):
     layers = visible_layers(r.conn, spec, r.who)
     west, south, east, north = _bounds(layers)
     kinds = {layer.id: layer.geometry_type or "" for layer in layers}
-    body = style(spec, base_url(r.request), kinds, [(west + east) / 2, (south + north) / 2])
+    relief = (raster_folder(r.request) / "hillshade.tif").is_file()
+    body = style(spec, base_url(r.request), kinds, [(west + east) / 2, (south + north) / 2], relief)
     return Response(orjson.dumps(body), media_type="application/json")
 
 
