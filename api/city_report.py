@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import math
 
-from api.html import template
+from api.html import local_time, template
+from layers.catalogue import BASE_LAYERS
+from layers.vocabulary import field_title
 
 COLOURS = {"rejected": "#b42318", "repaired": "#9a6700", "warning": "#7b8794"}
 OUTCOME = {"rejected": "拒绝 rejected", "repaired": "修复 repaired", "warning": "提示 warning"}
 ROWS_SHOWN = 500
+#: each table's Chinese title (the catalogue's), and those of the two tables it does not list
+TABLE_ZH = {layer.id: layer.title_zh for layer in BASE_LAYERS} | {
+    "sensor_readings": "传感器读数",
+    "asset_status_history": "资产状态变更",
+}
 MAP_WIDTH = 1000.0
 
 
@@ -53,5 +60,13 @@ def render(report: dict) -> str:
                 issue | {"x": x, "y": y, "colour": COLOURS.get(issue["severity"], "#000")}
             )
     return template("city_import_report.html").render(
-        r=report, map=page_map, points=points, limit=ROWS_SHOWN, outcome=OUTCOME
+        r=report,
+        map=page_map,
+        points=points,
+        limit=ROWS_SHOWN,
+        outcome=OUTCOME,
+        table_zh=TABLE_ZH,
+        field_zh=field_title,
+        started=local_time(report["started_at"]),
+        finished=local_time(report["finished_at"]),
     )

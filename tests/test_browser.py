@@ -205,3 +205,38 @@ def test_a_folium_export_opens_as_a_file_with_no_network(browser, client, tmp_pa
         "return document.querySelectorAll('.leaflet-interactive').length"
     )
     assert drawn >= 150
+
+
+def test_the_district_import_report_reads_well_offline(browser, client, people, tmp_path):
+    """A refused import's report page (the one the command line writes, the one the upload
+    answers a browser with): problems first, per-table figures, the map of the problem rows."""
+    import io
+    import zipfile
+
+    from tests import handmade_district as hand
+
+    hand.write(tmp_path / "files")
+    path = tmp_path / "files" / "设施.csv"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "东湖消防站,消防站,119.0", "东湖消防站,消防站,118.9"
+        ),
+        encoding="utf-8",
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for one in sorted((tmp_path / "files").iterdir()):
+            archive.write(one, one.name)
+    answer = client.post(
+        "/city/imports?replace=true&f=html",
+        content=buf.getvalue(),
+        headers=people.headers("t_report_admin", "admin") | {"Content-Type": "application/zip"},
+    )
+    assert answer.status_code == 422  # refused: the session's district is untouched
+    page = tmp_path / "import-report.html"
+    page.write_bytes(answer.content)
+    seen = _visit(browser, page.as_uri(), "city-import-report")
+    assert [u for u in seen["requests"] if u.startswith(("http", "ws"))] == []
+    body = browser.find_element("tag name", "body").text
+    assert "已拒绝" in body and "outside the district" in body
+    assert browser.execute_script("return document.querySelectorAll('svg circle').length") >= 1

@@ -74,7 +74,8 @@ def import_district(
     if any(before.values()) and not replace:
         held = ", ".join(f"{n:,} {t}" for t, n in before.items() if n)
         report.problems.append(
-            f"the database already holds a district ({held}): pass --replace to swap it out"
+            f"数据库中已有辖区数据 — the database already holds a district ({held}): pass "
+            "--replace to swap it out"
         )
         return _close(report, "refused")
     ctx = Context(srid, hash_key, manifest.code, {}, manifest.tolerance_m)
@@ -120,8 +121,9 @@ def import_district(
                 progress("read", table, len(entries), len(entries))
     if report.rejected and not allow_rejects:
         report.problems.append(
-            f"{report.rejected:,} rows were rejected (see each table's issues): fix the files or "
-            "the manifest, or load the rest with --allow-rejects"
+            f"{report.rejected:,} 行被拒绝，见下方各表的逐行问题 — {report.rejected:,} row(s) "
+            "rejected (see each table's issues): fix the files or the manifest, or load the rest "
+            "with --allow-rejects"
         )
     if report.problems and not (allow_rejects and not _file_failures(report)):
         return _close(report, "refused")
@@ -299,7 +301,9 @@ def _tally(report: ImportReport, work: Work) -> None:
     tr.repaired = sum(1 for i in work.repaired if i not in work.rejected)
     tr.generated_codes = work.generated
     tr.derived = {k: v for k, v in work.derived.items() if k != "geom"} | (
-        {"position from parent": work.derived["geom"]} if "geom" in work.derived else {}
+        {"位置取自上级 position from parent": work.derived["geom"]}
+        if "geom" in work.derived
+        else {}
     )
 
     def where(i):
