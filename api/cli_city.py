@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli_layers import operator
+
 console = Console(stderr=True)
 out = Console()
 city_app = typer.Typer(
@@ -28,12 +30,6 @@ STAGE_ZH = {"read": "校验 validate", "load": "入库 load"}
 def _fail(message: str, code: int = 1) -> None:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
-
-
-def _operator():
-    from api.cli_layers import _operator as operator
-
-    return operator()
 
 
 def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
@@ -99,7 +95,7 @@ def import_city(
                     allow_rejects=allow_rejects,
                     metric_srid=settings.spatial.metric_srid,
                     hash_key=settings.secrets.id_hash_key,
-                    viewer=_operator(),
+                    viewer=operator(),
                     progress=progress,
                 )
             except BaseException:
@@ -148,7 +144,7 @@ def export_city(
         counts = export_district(
             conn,
             folder,
-            _operator(),
+            operator(),
             metric_srid=Settings.from_env().spatial.metric_srid,
             progress=lambda table, n: console.print(f"  wrote {table:<22} {n:>10,} rows"),
         )

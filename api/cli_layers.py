@@ -41,7 +41,7 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _operator():
+def operator():
     from geo.policy.roles import Viewer
 
     try:
@@ -92,7 +92,7 @@ def ingest_file(
                     layer,
                     dept,
                     crs,
-                    viewer=_operator(),
+                    viewer=operator(),
                     progress=progress,
                     metric_srid=SpatialSettings().metric_srid,
                 )
@@ -130,7 +130,7 @@ def declare(
     try:
         with connect() as conn:
             layer = departments.declare(
-                conn, file.read_text(encoding="utf-8"), file.name, _operator()
+                conn, file.read_text(encoding="utf-8"), file.name, operator()
             )
     except SpecError as exc:
         _fail(f"{exc}\nnothing was changed")
@@ -191,7 +191,7 @@ def drop(
         _fail(f"this removes layer '{layer}' and its features: add --yes to go ahead", 2)
     try:
         with connect() as conn:
-            dropped = drop_layer(conn, layer, _operator())
+            dropped = drop_layer(conn, layer, operator())
     except SpecError as exc:
         _fail(str(exc))
     console.print(f"layer {layer} {'removed' if dropped else 'was not loaded: nothing to remove'}")

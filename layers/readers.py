@@ -494,10 +494,9 @@ def _read_csv(path: Path, name: str) -> Source:
     )
 
 
-def csv_has_positions(path: Path, name: str | None = None) -> bool:
-    """Whether a CSV has coordinate (lon/lat) or WKT columns."""
-    frame, _ = _csv_frame(Path(path), name or Path(path).name)
-    columns = list(frame.columns)
+def has_positions(columns: list[str]) -> bool:
+    """Whether a CSV with these columns has coordinate (lon/lat) or WKT columns."""
+    columns = [str(c) for c in columns]
     lonlat = _find_column(columns, LON_NAMES) and _find_column(columns, LAT_NAMES)
     return bool(lonlat or _find_column(columns, WKT_NAMES))
 

@@ -65,9 +65,20 @@ def visible_layers(conn: Connection, spec: MapSpec, who: Viewer) -> list[Layer]:
     return out
 
 
-def map_tile(conn: Connection, spec: MapSpec, who: Viewer, tile: Tile) -> list[LayerTile]:
-    """One tile of each visible layer; their bytes joined are the map's multi-layer tile (an MVT
-    is a sequence of layers, so tiles concatenate)."""
-    return [
-        layer_tile(conn, layer, layer.plan(who), tile) for layer in visible_layers(conn, spec, who)
-    ]
+def map_tile(conn: Connection, layers: list[Layer], who: Viewer, tile: Tile) -> list[LayerTile]:
+    """One tile of each of the map's layers the caller may see (``visible_layers``); their bytes
+    joined are the map's multi-layer tile (an MVT is a sequence of layers, so tiles concatenate)."""
+    return [layer_tile(conn, layer, layer.plan(who), tile) for layer in layers]
+
+
+def extent(layers: list[Layer]) -> tuple[float, float, float, float] | None:
+    """West, south, east, north (lon/lat) around the layers' extents; None if none has one."""
+    boxes = [layer.extent for layer in layers if layer.extent]
+    if not boxes:
+        return None
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )

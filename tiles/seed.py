@@ -10,20 +10,8 @@ from sqlalchemy.engine import Engine
 
 from geo.policy.roles import ANONYMOUS, Viewer
 from tiles import cache
-from tiles.maps import MapSpec, map_tile, visible_layers
+from tiles.maps import MapSpec, extent, map_tile, visible_layers
 from tiles.matrix import tiles_covering
-
-
-def extent(layers) -> tuple[float, float, float, float] | None:
-    boxes = [layer.extent for layer in layers if layer.extent]
-    if not boxes:
-        return None
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
 
 
 def seed(
@@ -52,7 +40,7 @@ def seed(
                 layers,
                 who,
                 tile,
-                lambda conn=conn, tile=tile: map_tile(conn, spec, who, tile),
+                lambda conn=conn, tile=tile: map_tile(conn, layers, who, tile),
             )
         held += was_held
         drawn += not was_held

@@ -11,11 +11,11 @@ from fastapi.responses import Response
 
 from api.deps import Read
 from api.html import base_url
-from api.routes.vector_tiles import MVT, cached_tile
+from api.routes.vector_tiles import MVT, one_layer_tile
 from geo.errors import NotFound
 from layers.catalogue import get_layer
 from tiles.matrix import MATRIX_SET, MAX_ZOOM, MIN_ZOOM, Tile, matrix_set
-from tiles.vector import describe, layer_tile
+from tiles.vector import describe
 
 router = APIRouter(tags=["OGC API – Tiles 瓦片服务"])
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
@@ -202,13 +202,4 @@ def ogc_tile(
     tile_col: int = Path(ge=0, description="the tile's column (x)"),
 ):
     _known(tms_id)
-    tile = Tile(tile_matrix, tile_col, tile_row)
-    layer = get_layer(r.conn, collection_id, r.who)
-    return cached_tile(
-        r,
-        "layer",
-        layer.id,
-        [layer],
-        tile,
-        lambda: [layer_tile(r.conn, layer, layer.plan(r.who), tile)],
-    )
+    return one_layer_tile(r, collection_id, Tile(tile_matrix, tile_col, tile_row))

@@ -18,7 +18,7 @@ from api.html import base_url, render
 from api.routes.raster_tiles import raster_folder
 from layers.catalogue import Layer, get_layer
 from tiles import cache
-from tiles.maps import MAPS, map_spec, map_tile, visible_layers
+from tiles.maps import MAPS, extent, map_spec, map_tile, visible_layers
 from tiles.matrix import MATRIX_SET, MAX_ZOOM, MIN_ZOOM, Tile
 from tiles.styles import COLOURS, TITLES_ZH, style
 from tiles.vector import describe, layer_tile
@@ -71,16 +71,14 @@ def cached_tile(r: Read, kind: str, name: str, layers: list[Layer], tile: Tile, 
 def layer_tile_route(
     layer_id: str, r: Read, z: int = _z(), x: int = _xy("column"), y: int = _xy("row")
 ):
-    tile = Tile(z, x, y)
+    return one_layer_tile(r, layer_id, Tile(z, x, y))
+
+
+def one_layer_tile(r: Read, layer_id: str, tile: Tile) -> Response:
+    """One layer's tile as the caller may see it, through the cache (XYZ and OGC paths alike)."""
     layer = get_layer(r.conn, layer_id, r.who)
-    return cached_tile(
-        r,
-        "layer",
-        layer.id,
-        [layer],
-        tile,
-        lambda: [layer_tile(r.conn, layer, layer.plan(r.who), tile)],
-    )
+    draw = lambda: [layer_tile(r.conn, layer, layer.plan(r.who), tile)]  # noqa: E731
+    return cached_tile(r, "layer", layer.id, [layer], tile, draw)
 
 
 @router.get(
@@ -95,19 +93,17 @@ def map_tile_route(
     tile = Tile(z, x, y)
     spec = map_spec(map_id)
     layers = visible_layers(r.conn, spec, r.who)
-    return cached_tile(r, "map", spec.id, layers, tile, lambda: map_tile(r.conn, spec, r.who, tile))
+    return cached_tile(
+        r, "map", spec.id, layers, tile, lambda: map_tile(r.conn, layers, r.who, tile)
+    )
 
 
-def _bounds(layers: list[Layer]) -> list[float]:
-    boxes = [layer.extent for layer in layers if getattr(layer, "extent", None)]
-    if not boxes:
-        return [-180.0, -85.0511, 180.0, 85.0511]
-    return [
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    ]
+#: the whole of Web Mercator, for a map none of whose layers has an extent yet
+WORLD = (-180.0, -85.0511, 180.0, 85.0511)
+
+
+def _bounds(layers: list[Layer]) -> tuple[float, float, float, float]:
+    return extent(layers) or WORLD
 
 
 def _tilejson(request: Request, name: str, path: str, layers: list[Layer], r: Read) -> dict:

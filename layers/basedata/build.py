@@ -278,16 +278,20 @@ def _nearest(ctx: Context, parent: Built | None, geom, where) -> int | None:
 # --- codes --------------------------------------------------------------------------------------
 
 
-def allocate_codes(work: Work, prefix_of: Callable[[int], str | None], digits: int) -> None:
-    """Codes for rows that have none: the area's prefix and the next free sequence under it,
-    after the largest code the files already use there."""
+def allocate_codes(
+    work: Work, prefix_of: Callable[[int], str | None], digits: int, pad: int = 0
+) -> None:
+    """Codes for rows that have none: the area's prefix, the next free sequence under it (after
+    the largest code the files already use there), and ``pad`` zeros (a street's code is the
+    district's 6 digits, 3 of its own, 000)."""
     frame = work.c
     code = work.spec.code
+    width = digits + pad
     taken: dict[str, int] = {}
     for value in frame[code]:
-        if isinstance(value, str) and len(value) > digits and value[-digits:].isdigit():
-            prefix = value[:-digits]
-            taken[prefix] = max(taken.get(prefix, 0), int(value[-digits:]))
+        if isinstance(value, str) and len(value) > width and value[-width:].isdigit():
+            prefix, seq = value[:-width], int(value[-width:][:digits])
+            taken[prefix] = max(taken.get(prefix, 0), seq)
     for i in np.flatnonzero(work.alive()):
         if frame[code][i] is not None:
             continue
@@ -299,7 +303,7 @@ def allocate_codes(work: Work, prefix_of: Callable[[int], str | None], digits: i
             work.reject(i, f"no free code left under {prefix}")
             continue
         taken[prefix] = nxt
-        frame[code][i] = prefix + str(nxt).zfill(digits)
+        frame[code][i] = prefix + str(nxt).zfill(digits) + "0" * pad
         work.generated += 1
 
 
@@ -526,7 +530,16 @@ def admin_areas(work: Work, ctx: Context) -> str | None:
             else:
                 work.fill("parent_code", i, frame["code"][holder])
         keep = 6 if level == 2 else 9
-        allocate_codes_where(work, rows, lambda i, k=keep: frame["parent_code"][i][:k], 3, level)
+        allocate_codes(
+            work,
+            lambda i, k=keep, lv=level: (
+                frame["parent_code"][i][:k]
+                if frame["level"][i] == lv and frame["parent_code"][i]
+                else None
+            ),
+            3,
+            pad=3 if level == 2 else 0,
+        )
         for i in rows:
             code, parent = frame["code"][i], frame["parent_code"][i]
             if i in work.rejected or code is None or parent is None:
@@ -534,28 +547,6 @@ def admin_areas(work: Work, ctx: Context) -> str | None:
             if code[:keep] != parent[:keep]:
                 work.reject(i, f"code {code} does not extend its parent's code {parent}")
     return None
-
-
-def allocate_codes_where(work: Work, rows, prefix_of, digits: int, level: int) -> None:
-    """Area codes: a street's is district[:6] + 3 digits + 000; a community's street[:9] + 3."""
-    frame = work.c
-    taken: dict[str, int] = {}
-    for i in rows:
-        code = frame["code"][i]
-        if code is not None and frame["parent_code"][i] is not None:
-            start = 6 if level == 2 else 9
-            taken[code[:start]] = max(taken.get(code[:start], 0), int(code[start : start + 3]))
-    for i in rows:
-        if i in work.rejected or frame["code"][i] is not None:
-            continue
-        prefix = prefix_of(i)
-        nxt = taken.get(prefix, 0) + 1
-        if nxt > 999:
-            work.reject(i, f"no free area code left under {prefix}")
-            continue
-        taken[prefix] = nxt
-        frame["code"][i] = (prefix + str(nxt).zfill(3)).ljust(12, "0")
-        work.generated += 1
 
 
 def _level_from_name(name: str) -> int | None:

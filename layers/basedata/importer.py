@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import numpy as np
@@ -68,7 +69,6 @@ def import_district(
     """Import the district the manifest describes, on ``conn`` in its transaction; the report
     says ``loaded`` (commit) or ``refused`` (roll back: nothing may be kept)."""
     report = ImportReport(manifest.name, manifest.origin, datetime.now(UTC), replace=replace)
-    step = _Steps(report)
     srid = manifest.metric_srid or metric_srid
     before = district.counts(conn)
     if any(before.values()) and not replace:
@@ -81,7 +81,7 @@ def import_district(
     ctx = Context(srid, hash_key, manifest.code, {}, manifest.tolerance_m)
     works: dict[str, Work] = {}
     district_metric, district_lon = None, 120.0
-    with step("validate"):
+    with _timed(report, "validate"):
         for table, entries in manifest.entries.items():
             spec = SPECS[table]
             if progress:
@@ -125,9 +125,9 @@ def import_district(
             "rejected (see each table's issues): fix the files or the manifest, or load the rest "
             "with --allow-rejects"
         )
-    if report.problems and not (allow_rejects and not _file_failures(report)):
+    if report.problems:  # a table that could not be read, or rejected rows not allowed
         return _close(report, "refused")
-    with step("load"):
+    with _timed(report, "load"):
         report.replaced = {t: n for t, n in before.items() if n}
         district.truncate(conn)
         for table in district.TABLES:
@@ -148,7 +148,7 @@ def import_district(
             conn.execute(text(f"DROP TABLE IF EXISTS {_stage_name(name)}"))
         register_base_layers(conn)
         refresh(conn)
-    with step("checksum"):
+    with _timed(report, "checksum"):
         counts, _, checksum = district.checksums(conn)
         report.counts, report.checksum = counts, checksum
     audit.record(
@@ -162,27 +162,14 @@ def import_district(
     return _close(report, "loaded")
 
 
-def _file_failures(report: ImportReport) -> bool:
-    return any(t.failed for t in report.tables.values()) or any(
-        p.startswith("the database") for p in report.problems
-    )
-
-
-class _Steps:
-    def __init__(self, report: ImportReport):
-        self.report = report
-
-    def __call__(self, name: str):
-        report = self.report
-
-        class _Timer:
-            def __enter__(self):
-                self.started = time.perf_counter()
-
-            def __exit__(self, *exc):
-                report.timings[name] = round(time.perf_counter() - self.started, 3)
-
-        return _Timer()
+@contextmanager
+def _timed(report: ImportReport, name: str):
+    """The seconds a step took, in the report's timings."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.timings[name] = round(time.perf_counter() - started, 3)
 
 
 def _close(report: ImportReport, status: str) -> ImportReport:
@@ -306,57 +293,22 @@ def _tally(report: ImportReport, work: Work) -> None:
         else {}
     )
 
-    def where(i):
+    def issue(i: int, severity: str, why: str, field: str | None) -> Issue:
+        lon, lat = work.where.get(i, (None, None))
         geom = frame["geom"][i] if "geom" in frame else None
-        if geom is None:
-            return work.where.get(i, (None, None))
-        p = geom if geom.geom_type == "Point" else shapely.point_on_surface(geom)
-        return round(p.x, 6), round(p.y, 6)
+        if geom is not None:
+            p = geom if geom.geom_type == "Point" else shapely.point_on_surface(geom)
+            lon, lat = round(p.x, 6), round(p.y, 6)
+        row = int(frame["_row"][i])
+        return Issue(work.spec.name, frame["_file"][i], row, severity, why, field, lon, lat)
 
+    kept = [(i, "repaired", why, "geom") for i, why in work.repaired.items()]
+    kept += [(i, "warning", why, fld) for i, fld, why in work.warnings]
     for i, why in sorted(work.rejected.items()):
-        lon, lat = where(i)
-        tr.add(
-            Issue(
-                work.spec.name,
-                frame["_file"][i],
-                int(frame["_row"][i]),
-                "rejected",
-                why,
-                None,
-                lon,
-                lat,
-            )
-        )
-    for i, why in sorted(work.repaired.items()):
+        tr.add(issue(i, "rejected", why, None))
+    for i, severity, why, field in sorted(kept, key=lambda k: (k[1] != "repaired", k[0])):
         if i not in work.rejected:
-            lon, lat = where(i)
-            tr.add(
-                Issue(
-                    work.spec.name,
-                    frame["_file"][i],
-                    int(frame["_row"][i]),
-                    "repaired",
-                    why,
-                    "geom",
-                    lon,
-                    lat,
-                )
-            )
-    for i, fld, why in work.warnings:
-        if i not in work.rejected:
-            lon, lat = where(i)
-            tr.add(
-                Issue(
-                    work.spec.name,
-                    frame["_file"][i],
-                    int(frame["_row"][i]),
-                    "warning",
-                    why,
-                    fld,
-                    lon,
-                    lat,
-                )
-            )
+            tr.add(issue(i, severity, why, field))
 
 
 def _district(ctx: Context, srid: int):

@@ -68,22 +68,14 @@ def read_entry(
         raise IngestError(
             f"[{entry.section}] file '{entry.file}' is not there (next to the manifest)"
         )
-    positionless = spec.geometry is None or (
-        spec.geometry_from
-        and path.suffix.lower() in (".csv", ".txt")
-        and not readers.csv_has_positions(path, entry.file)
-    )
-    if positionless:  # readings, histories; houses and people placed at their parents
-        attributes, kind = readers.read_table(path, entry.file, entry.layer or spec.name)
-        info = FileRead(entry.file, kind, len(attributes))
-        if spec.geometry is not None:
-            info.notes.append("no coordinate columns: each row stands at its parent's position")
-        rows = EntryRows(info, pd.DataFrame(index=range(len(attributes))), None)
-        if spec.geometry is not None:
-            rows.geometry = np.full(len(attributes), None, dtype=object)
-        _map_fields(entry, spec, attributes, rows)
-        return rows
-    source = readers.read(path, entry.file, layer_hint=entry.layer or spec.name)
+    hint = entry.layer or spec.name
+    if spec.geometry is None:  # readings, histories
+        return _positionless(entry, spec, *readers.read_table(path, entry.file, hint))
+    if spec.geometry_from and path.suffix.lower() in (".csv", ".txt"):
+        attributes, kind = readers.read_table(path, entry.file, hint)
+        if not readers.has_positions(list(attributes.columns)):  # placed at their parents
+            return _positionless(entry, spec, attributes, kind)
+    source = readers.read(path, entry.file, layer_hint=hint)
     crs = _decide_crs(source, entry, district_lon, metric_srid)
     info = FileRead(
         entry.file, source.format, source.rows, crs.label, crs.origin, source.encoding, source.notes
@@ -113,6 +105,17 @@ def read_entry(
     rows.where.update(checked.where)
     rows.geometry = _fit_type(checked.geometry, spec.geometry, rows)
     _map_fields(entry, spec, source.attributes, rows)
+    return rows
+
+
+def _positionless(entry: Entry, spec: TableSpec, attributes: pd.DataFrame, kind: str) -> EntryRows:
+    """Rows from a file without positions: a table that has none, or rows placed at parents."""
+    info = FileRead(entry.file, kind, len(attributes))
+    rows = EntryRows(info, pd.DataFrame(index=range(len(attributes))), None)
+    if spec.geometry is not None:
+        info.notes.append("no coordinate columns: each row stands at its parent's position")
+        rows.geometry = np.full(len(attributes), None, dtype=object)
+    _map_fields(entry, spec, attributes, rows)
     return rows
 
 
