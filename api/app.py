@@ -33,6 +33,7 @@ from geo.database import database_url
 from geo.database import engine as make_engine
 from geo.records.types import EditRules
 from geo.settings import Settings
+from layers.catalogue import LayerMemo
 from tiles.cache import store_for
 
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         yield
         app.state.engine.dispose()
+        app.state.tile_engine.dispose()
 
     app = FastAPI(
         title="onemap 一张图",
@@ -63,6 +65,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database.pool_size,
         settings.database.max_overflow,
     )
+    # tiles are read on a pool of their own: autocommit, no ping, the read budget per statement
+    app.state.tile_engine = make_engine(
+        database_url(settings=settings.database),
+        settings.database.pool_size,
+        settings.database.max_overflow,
+        quick=True,
+        timeout_ms=settings.limits.read_timeout_ms,
+    )
+    app.state.layer_memo = LayerMemo()
     app.state.tile_store = store_for(
         settings.service.tile_cache, make_url(app.state.engine.url).database or "onemap"
     )

@@ -57,6 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    p.add_argument(
+        "--systems",
+        default="onemap_uncached,onemap_cached,tipg,onemap_map",
+        help="which systems to load (tipg always answers the same-answers check)",
+    )
     return p.parse_args(argv)
 
 
@@ -167,7 +172,8 @@ def main(argv=None) -> int:
         map_server.items_path = "/maps/base/tiles/{z}/{x}/{y}.mvt"
         lists["onemap_map"] = workdir / "map.txt"
         lists["onemap_map"].write_text("\n".join(path(map_server, t) for t in tiles) + "\n")
-        plan = [*running.items(), ("onemap_map", map_server)]
+        wanted = set(args.systems.split(",")) | {"tipg"}
+        plan = [(n, s) for n, s in [*running.items(), ("onemap_map", map_server)] if n in wanted]
         load_args = argparse.Namespace(threads=args.threads, concurrency=args.concurrency)
         for name, server in plan:
             F.run_load(F.load_command(load_args, wrk, server.base, lists[name], args.warmup))

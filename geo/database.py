@@ -54,14 +54,27 @@ def database_url(database: str | None = None, settings: DatabaseSettings | None 
 
 
 @lru_cache(maxsize=8)
-def engine(url: str | None = None, pool_size: int = 8, max_overflow: int = 8) -> Engine:
-    """A pooled engine per URL; connections start with settings fit for short GIS queries."""
+def engine(
+    url: str | None = None,
+    pool_size: int = 8,
+    max_overflow: int = 8,
+    quick: bool = False,
+    timeout_ms: int | None = None,
+) -> Engine:
+    """A pooled engine per URL; connections start with settings fit for short GIS queries.
+
+    ``quick``: for reads on a hot path (tiles), each statement its own transaction (autocommit:
+    no BEGIN or COMMIT round trips, and under READ COMMITTED a statement sees what a
+    transaction's would) and no ping at checkout: a caller retries once when a pooled connection
+    turns out dead (:func:`retrying_once`). ``timeout_ms`` bounds every statement of the
+    session."""
     eng = create_engine(
         url or database_url(),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=not quick,
         future=True,
+        **({"isolation_level": "AUTOCOMMIT"} if quick else {}),
     )
 
     @event.listens_for(eng, "connect")
@@ -69,9 +82,24 @@ def engine(url: str | None = None, pool_size: int = 8, max_overflow: int = 8) ->
         with dbapi_connection.cursor() as cur:
             # parallel workers re-initialise PostGIS/PROJ per query: slower for our short queries
             cur.execute("SET max_parallel_workers_per_gather = 0; SET jit = off")
+            if timeout_ms is not None:
+                cur.execute(f"SET statement_timeout = {int(timeout_ms)}")
         dbapi_connection.commit()
 
     return eng
+
+
+def retrying_once(engine_: Engine, work):
+    """``work(conn)`` on a pooled connection; once more if that connection had died (a restart
+    of PostgreSQL: the pool then drops all its connections, so the retry connects afresh)."""
+    try:
+        with engine_.connect() as conn:
+            return work(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    with engine_.connect() as conn:
+        return work(conn)
 
 
 @contextmanager

@@ -237,3 +237,6 @@ class Settings:
 #: (``ONEMAP_STORAGE_SRID``), so it is read once, when the models are defined; every query takes it
 #: from here, never from a literal.
 STORAGE_SRID = SpatialSettings().storage_srid
+#: the Web Mercator copy of ``geom`` that mapped base tables keep for tiles (migration 0012: a
+#: stored generated column, derived storage that no model declares and no read shows)
+TILE_GEOMETRY = "geom_3857"

@@ -24,6 +24,7 @@ from geo.models import Base, access_of
 from geo.policy.access import LayerAccess, may_list
 from geo.policy.plan import ReadPlan, plan_read
 from geo.policy.roles import Viewer
+from geo.settings import TILE_GEOMETRY
 from geo.sql import ident as sql_ident
 from geo.sql import table as sql_table
 
@@ -101,6 +102,8 @@ class Layer:
     extent: list[float] | None = None
     geometry_type: str | None = None
     last_loaded: datetime | None = None
+    version: str | None = None  # the catalogue row's version (xmin) when read back
+    tile_geometry: bool = False  # its table keeps a Web Mercator copy (TILE_GEOMETRY) for tiles
 
     id_field: ClassVar[str] = "id"
 
@@ -344,7 +347,8 @@ def _json(value) -> str:
 
 
 def table_columns(conn: Connection, table: str) -> list[dict]:
-    """The table's columns with JSON types, in table order (personal ones marked by refresh)."""
+    """The table's columns with JSON types, in table order (personal ones marked by refresh).
+    Generated columns are derived storage (the tile geometry), not content: not listed."""
     schema, _, name = table.rpartition(".")
     rows = conn.execute(
         text("""
@@ -353,7 +357,7 @@ def table_columns(conn: Connection, table: str) -> list[dict]:
         FROM information_schema.columns c
         LEFT JOIN geometry_columns g ON g.f_table_schema = c.table_schema
              AND g.f_table_name = c.table_name AND g.f_geometry_column = c.column_name
-        WHERE c.table_schema = :schema AND c.table_name = :name
+        WHERE c.table_schema = :schema AND c.table_name = :name AND c.is_generated = 'NEVER'
         ORDER BY c.ordinal_position
         """),
         dict(schema=schema or "public", name=name),
@@ -444,7 +448,9 @@ def register_base_layers(conn: Connection) -> None:
 _CATALOGUE_SQL = """
     SELECT id, table_name, title_zh, title_en, description, department, fields, access,
            opening_level, sharing_level, time_field, extent, feature_count, geometry_type,
-           last_loaded, source_crs, update_frequency
+           last_loaded, source_crs, update_frequency, xmin::text AS version,
+           EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(table_name)
+                   AND attname = '""" + TILE_GEOMETRY + """' AND NOT attisdropped) AS tile_geometry
     FROM layer_catalogue
 """
 
@@ -468,6 +474,8 @@ def _from_row(row) -> Layer:
         extent=row.extent,
         geometry_type=row.geometry_type,
         last_loaded=row.last_loaded,
+        version=row.version,
+        tile_geometry=row.tile_geometry,
     )
 
 
@@ -485,4 +493,54 @@ def get_layer(conn: Connection, layer_id: str, viewer: Viewer) -> Layer:
     row = conn.execute(text(f"{_CATALOGUE_SQL} WHERE id = :id"), {"id": layer_id}).first()
     if row is not None and may_list(viewer, row.opening_level):
         return _from_row(row)
-    raise NotFound(f"no collection '{layer_id}': see /collections for the layers you may read")
+    raise no_such_layer(layer_id)
+
+
+def no_such_layer(layer_id: str) -> NotFound:
+    """The answer for a layer that does not exist or that the caller may not know of (the same)."""
+    return NotFound(f"no collection '{layer_id}': see /collections for the layers you may read")
+
+
+def listed(layer: Layer | None, viewer: Viewer) -> bool:
+    """Whether ``layer`` (None: not catalogued) exists for ``viewer``."""
+    return layer is not None and may_list(viewer, layer.opening_level)
+
+
+def layers_by_id(conn: Connection, layer_ids) -> dict[str, Layer | None]:
+    """The catalogue entries of ``layer_ids`` in one query (None for an id not catalogued)."""
+    rows = conn.execute(text(f"{_CATALOGUE_SQL} WHERE id = ANY(:ids)"), {"ids": list(layer_ids)})
+    found = {row.id: _from_row(row) for row in rows}
+    return {layer_id: found.get(layer_id) for layer_id in layer_ids}
+
+
+def version_list(layers: dict[str, Layer | None]) -> list[str]:
+    """``id@version`` of the catalogued ones, sorted: what :data:`VERSIONS_SQL` answers, sorted."""
+    return sorted(f"{layer.id}@{layer.version}" for layer in layers.values() if layer)
+
+
+#: the current ``id@version`` of the catalogued layers among ``:ids`` (sorted, in Python, this
+#: is :func:`version_list` of the remembered layers when none has changed)
+VERSIONS_SQL = """
+    SELECT coalesce(array_agg(id || '@' || xmin::text), '{}')
+    FROM layer_catalogue WHERE id = ANY(:ids)
+"""
+
+
+class LayerMemo:
+    """The catalogue entries this process last read, by id (None: not catalogued). A reader that
+    uses a remembered entry checks, in the same query that does its work, that the catalogue's
+    versions are still :func:`version_list` of what it remembered: a re-ingested, re-opened or
+    dropped layer is seen at once by every process."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, Layer | None] = {}
+
+    def remember(self, layers: dict[str, Layer | None]) -> None:
+        self._held.update(layers)
+
+    def recall(self, layer_ids) -> dict[str, Layer | None] | None:
+        """The remembered entries of all ``layer_ids``, or None if any was never read."""
+        held = self._held
+        if any(layer_id not in held for layer_id in layer_ids):
+            return None
+        return {layer_id: held[layer_id] for layer_id in layer_ids}

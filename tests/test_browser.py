@@ -182,10 +182,11 @@ def test_the_map_viewer_draws_our_own_tiles_from_this_host_only(browser, served,
     # what they fetch is what the source's TileJSON names, checked to be this host's
     tiles = browser.execute_script("return window.onemapMap.getSource('onemap').tiles")
     assert tiles and all(t.startswith(served + f"/maps/{map_id}/tiles/") for t in tiles)
-    drawn = browser.execute_script(
-        "return window.onemapMap.querySourceFeatures('onemap', {sourceLayer: 'buildings'}).length"
+    drawn = browser.execute_script(  # the base map's roads and land use, at every zoom
+        "return ['roads', 'landuse_parcels'].map(l => window.onemapMap"
+        ".querySourceFeatures('onemap', {sourceLayer: l}).length)"
     )
-    assert drawn > 0
+    assert min(drawn) > 0, drawn
     assert any(f"/maps/{map_id}/style.json" in u for u in seen["requests"])
     pixels = _map_pixels(browser)
     assert pixels["painted"] > 10_000 and pixels["colours"] >= 4, pixels

@@ -149,3 +149,26 @@ def test_a_gdal_where_is_evaluated_by_the_server(db_url, engine, tmp_path):
     assert filtered  # GDAL sent its -where to the server, as cql-text
     # GDAL reads one page to learn the fields; the rest came filtered: no full copy to filter
     assert len(items) - len(filtered) <= 1
+
+
+def test_gdal_reads_a_layers_vector_tiles_through_its_mvt_driver(served, engine):
+    """Debian 12's GDAL 3.6 builds its OGC API driver without vector tiles, so GDAL reads our
+    tiles with its MVT driver: a zoom level as a directory, described by ``metadata.json``
+    (our TileJSON). Every water feature comes back, with the TileJSON's fields."""
+    import re
+
+    from sqlalchemy import text
+
+    out = subprocess.run(
+        ["ogrinfo", "-ro", "-al", "-geom=NO", f"MVT:{served}/tiles/water/12"]
+        + ["-oo", "TILE_EXTENSION=mvt"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "name: String" in out.stdout and "area_m2: Real" in out.stdout
+    seen = {int(n) for n in re.findall(r"mvt_id \(Integer64\) = (\d+)", out.stdout)}
+    with engine.connect() as conn:
+        ids = set(conn.execute(text("SELECT id FROM water")).scalars())
+    assert seen == ids

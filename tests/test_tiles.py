@@ -149,6 +149,65 @@ def test_a_map_tile_holds_its_layers_and_tilejson_describes_them(client, engine,
     assert client.get("/maps/nowhere/tilejson.json").status_code == 404
 
 
+def test_a_map_tile_leaves_a_layer_out_below_its_zoom_and_the_style_agrees(client, engine):
+    from tiles.maps import MINZOOM
+
+    start = MINZOOM["buildings"]
+    for z, carried in ((start - 1, False), (start, True)):
+        t = busiest_tile(engine, "buildings", z)
+        tile = decode(client.get(f"/maps/base/tiles/{t.z}/{t.x}/{t.y}.mvt").content)
+        assert ("buildings" in tile) is carried
+        assert "roads" in tile or "landuse_parcels" in tile
+    style = client.get("/maps/base/style.json").json()
+    drawn = [s for s in style["layers"] if s.get("source-layer") == "buildings"]
+    assert drawn and all(s["minzoom"] == start for s in drawn)
+
+
+def test_a_tile_fuller_than_the_cap_holds_the_first_features_by_id_and_says_so(engine):
+    from geo.policy.roles import ANONYMOUS
+    from layers.catalogue import get_layer
+    from tiles.matrix import Tile
+    from tiles.vector import layer_tiles
+
+    t = busiest_tile(engine, "buildings", 14)
+    meeting = sorted(postgis_ids(engine, "buildings", t))
+    assert len(meeting) > 7
+    with engine.connect() as conn:
+        layer = get_layer(conn, "buildings", ANONYMOUS)
+        drawn = layer_tiles(conn, [(layer, layer.plan(ANONYMOUS))], Tile(t.z, t.x, t.y), 7)
+        whole = layer_tiles(conn, [(layer, layer.plan(ANONYMOUS))], Tile(t.z, t.x, t.y))
+    capped = drawn.layers[0]
+    assert capped.truncated and capped.features == 7
+    assert ids_in(decode(capped.data), "buildings") == set(meeting[:7])
+    assert not whole.layers[0].truncated and whole.layers[0].features == len(meeting)
+
+
+def test_a_held_tile_is_not_served_once_its_layer_is_closed_or_changed(client, engine):
+    """A held tile is answered on a short path, under the catalogue entry this process
+    remembers; a change to that entry (here: the layer closed to the public) is seen at once."""
+    t = busiest_tile(engine, "water", 12)
+    path = f"/tiles/water/{t.z}/{t.x}/{t.y}.mvt"
+    first = client.get(path)
+    again = client.get(path)
+    assert first.status_code == again.status_code == 200
+    assert again.headers["x-tile-cache"] == "hit" and again.content == first.content
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE layer_catalogue SET opening_level = 'closed' WHERE id = 'water'")
+            )
+        assert client.get(path).status_code == 404
+        on_map = client.get(f"/maps/base/tiles/{t.z}/{t.x}/{t.y}.mvt")
+        assert on_map.status_code == 200 and "water" not in decode(on_map.content)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE layer_catalogue SET opening_level = 'open' WHERE id = 'water'")
+            )
+    back = client.get(path)
+    assert back.status_code == 200 and back.content == first.content
+
+
 def test_low_zoom_points_are_thinned_and_say_how_many_they_stand_for(client, engine, tokens):
     t = busiest_tile(engine, "sensors", 10)
     tile = decode(
@@ -357,7 +416,8 @@ def test_seeding_fills_the_cache_the_service_reads(db_url, tmp_path):
         t = TMS.tile((west + east) / 2, (south + north) / 2, 10)
         answer = fresh.get(f"/maps/base/tiles/{t.z}/{t.x}/{t.y}.mvt")
         assert answer.headers["x-tile-cache"] == "hit"
-        assert "buildings" in decode(answer.content)
+        held = decode(answer.content)
+        assert {"landuse_parcels", "roads"} <= set(held) and "buildings" not in held  # z10 < 13
 
 
 # --- OGC API – Tiles -----------------------------------------------------------------------------

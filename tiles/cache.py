@@ -1,11 +1,16 @@
 """The tile cache every API process shares, and the rule that keeps it from ever going stale.
 
-A tile is stored with the database snapshot it was drawn in (``pg_current_snapshot()``, taken
-before drawing). Every write to a mapped table notes, in its own transaction, where it changed
+A tile is stored with the database snapshot it was drawn in (``pg_current_snapshot()`` of the
+statement that drew it; a cap's redraw comes later, so it can only make a tile look stale). Every write to a mapped table notes, in its own transaction, where it changed
 (``tiles.invalidations``, migration 0011: the old and the new extent). A cached tile is served
 only if no noted change meets the tile (with its buffer) that its snapshot did not see — one
 indexed query — so a tile drawn before a write is never served after the write has returned,
 by this process or any other, and a tile nowhere near the change stays cached.
+
+A tile is kept gzip-compressed, as browsers take it, with its ETag; a process that remembers
+the layers' catalogue entries (:class:`layers.catalogue.LayerMemo`) serves a held tile with
+one query (:func:`held`), which checks both the tile's freshness and that the entries it used
+for the audience key are still the catalogue's.
 
 Stores are pluggable (:class:`TileStore`); the default is a directory every process on the
 machine shares, written atomically (write, then rename). Tiles are keyed by what they show (a
@@ -15,6 +20,7 @@ different things never share a tile), and z/x/y.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import os
@@ -28,6 +34,7 @@ from typing import Protocol
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from layers.catalogue import VERSIONS_SQL
 from tiles.matrix import Tile
 from tiles.vector import BUFFER, EXTENT
 
@@ -39,10 +46,18 @@ _PRUNE_CHANCE = 0.001
 
 @dataclass(frozen=True)
 class Cached:
-    data: bytes
+    body: bytes  # the tile, gzip-compressed if ``compressed`` (as it is kept in a store)
+    etag: str  # over the uncompressed tile
     snapshot: str
     features: int
     truncated: bool
+    compressed: bool = True
+
+    def plain(self) -> bytes:
+        return gzip.decompress(self.body) if self.compressed and self.body else self.body
+
+    def gzipped(self) -> bytes:
+        return self.body if self.compressed or not self.body else gzip.compress(self.body, 1)
 
 
 class TileStore(Protocol):
@@ -52,8 +67,8 @@ class TileStore(Protocol):
 
 
 class DiskStore:
-    """Tiles as files under ``root``: a header line (snapshot, features, truncated), then the
-    tile's bytes. Readers never see a half-written file (write to a temporary file, rename)."""
+    """Tiles as files under ``root``: a header line (snapshot, features, truncated, ETag), then
+    the tile's gzipped bytes. Readers never see a half-written file (write to a temporary file, rename)."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -72,22 +87,22 @@ class DiskStore:
             return None
         header, _, data = raw.partition(b"\n")
         try:
-            snapshot, features, truncated = header.decode().split(" ")
-            return Cached(data, snapshot, int(features), truncated == "1")
-        except ValueError:
+            snapshot, features, truncated, etag = header.decode().split(" ")
+            return Cached(data, etag, snapshot, int(features), truncated == "1", compressed=True)
+        except ValueError:  # not ours, or an older format: drawn again
             return None
 
     def put(self, key: str, tile: Cached) -> None:
         """Keep the tile; a cache that cannot be written (disk full, no permission) is logged
         once and the tile is still served — the cache speeds things up, it is never needed."""
         path = self._path(key)
-        header = f"{tile.snapshot} {tile.features} {int(tile.truncated)}\n".encode()
+        header = f"{tile.snapshot} {tile.features} {int(tile.truncated)} {tile.etag}\n".encode()
         temporary = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tile-")
             with os.fdopen(handle, "wb") as out:
-                out.write(header + tile.data)
+                out.write(header + tile.gzipped())
             os.replace(temporary, path)
         except OSError as exc:
             if temporary:
@@ -134,33 +149,60 @@ def key(kind: str, name: str, audience: str, tile: Tile) -> str:
     return f"{kind}/{name}/{who}/{tile.z}/{tile.x}/{tile.y}.mvt"
 
 
-def snapshot(conn: Connection) -> str:
-    """The snapshot a tile about to be drawn is drawn in (taken before drawing: a change that
-    commits in between makes the tile look stale, never fresh)."""
-    return conn.execute(text("SELECT pg_current_snapshot()::text")).scalar_one()
+_STALE_SQL = """
+    EXISTS (
+        SELECT 1 FROM tiles.invalidations
+        WHERE xid >= pg_snapshot_xmin(CAST(:snap AS pg_snapshot))
+          AND layer = ANY(:layers)
+          AND envelope && ST_TileEnvelope(:z, :x, :y, margin => :margin)
+          AND NOT pg_visible_in_snapshot(xid, CAST(:snap AS pg_snapshot)))
+"""
+_FRESH = text(f"SELECT NOT {_STALE_SQL}")
+_HELD = text(f"SELECT NOT {_STALE_SQL}, ({VERSIONS_SQL})")
+
+
+def _stale_args(layers: list[str], tile: Tile, drawn_in: str) -> dict:
+    return {
+        "snap": drawn_in,
+        "layers": layers,
+        "z": tile.z,
+        "x": tile.x,
+        "y": tile.y,
+        "margin": BUFFER / EXTENT,
+    }
 
 
 def fresh(conn: Connection, layers: list[str], tile: Tile, drawn_in: str) -> bool:
     """No change to ``layers`` meeting the tile that the snapshot ``drawn_in`` did not see."""
-    stale = conn.execute(
-        text("""
-        SELECT EXISTS (
-            SELECT 1 FROM tiles.invalidations
-            WHERE xid >= pg_snapshot_xmin(CAST(:snap AS pg_snapshot))
-              AND layer = ANY(:layers)
-              AND envelope && ST_TileEnvelope(:z, :x, :y, margin => :margin)
-              AND NOT pg_visible_in_snapshot(xid, CAST(:snap AS pg_snapshot)))
-        """),
-        {
-            "snap": drawn_in,
-            "layers": layers,
-            "z": tile.z,
-            "x": tile.x,
-            "y": tile.y,
-            "margin": BUFFER / EXTENT,
-        },
-    ).scalar_one()
-    return not stale
+    return conn.execute(_FRESH, _stale_args(layers, tile, drawn_in)).scalar_one()
+
+
+def audience_key(layers: list, who) -> str:
+    """Whom the tile is for: each shown layer's audience under the caller's read plan."""
+    return "|".join(f"{layer.id}:{layer.plan(who).audience}" for layer in layers)
+
+
+def held(
+    conn: Connection,
+    store: TileStore,
+    kind: str,
+    name: str,
+    shown: list,
+    versions: list[str],
+    catalogue_ids: list[str],
+    who,
+    tile: Tile,
+) -> Cached | None:
+    """The held tile, if it is fresh and the remembered catalogue entries it was keyed under
+    (``versions`` of ``catalogue_ids``: :func:`layers.catalogue.version_list`) still hold; one
+    query. ``shown`` are the layers the caller sees, as remembered."""
+    got = store.get(key(kind, name, audience_key(shown, who), tile))
+    if got is None:
+        return None
+    layer_ids = [layer.id for layer in shown]
+    args = _stale_args(layer_ids, tile, got.snapshot) | {"ids": catalogue_ids}
+    is_fresh, now = conn.execute(_HELD, args).one()
+    return got if is_fresh and sorted(now) == versions else None
 
 
 def prune(conn: Connection) -> None:
@@ -186,27 +228,30 @@ def through(
     tile: Tile,
     draw,
 ) -> tuple[Cached, bool]:
-    """The tile from ``store`` if it is fresh, else drawn by ``draw()`` (a list of layer tiles,
-    in a snapshot taken first) and kept. Returns the tile and whether it came from the store."""
+    """The tile from ``store`` if it is fresh, else drawn by ``draw()`` (a
+    :class:`tiles.vector.Drawn`, which says the snapshot it was drawn in) and kept. Returns the
+    tile and whether it came from the store."""
     if isinstance(store, NullStore):
-        drawn = draw()
-        return _joined(drawn, ""), False
-    audience = "|".join(f"{layer.id}:{layer.plan(who).audience}" for layer in layers)
-    where = key(kind, name, audience, tile)
-    held = store.get(where)
-    if held is not None and fresh(conn, [layer.id for layer in layers], tile, held.snapshot):
-        return held, True
-    drawn_in = snapshot(conn)
-    made = _joined(draw(), drawn_in)
+        return _joined(draw(), compress=False), False
+    where = key(kind, name, audience_key(layers, who), tile)
+    got = store.get(where)
+    if got is not None and fresh(conn, [layer.id for layer in layers], tile, got.snapshot):
+        return got, True
+    made = _joined(draw(), compress=True)
     store.put(where, made)
     maybe_prune(conn)
     return made, False
 
 
-def _joined(drawn: list, drawn_in: str) -> Cached:
+def _joined(drawn, compress: bool) -> Cached:
+    data = b"".join(d.data for d in drawn.layers)
     return Cached(
-        b"".join(d.data for d in drawn),
-        drawn_in,
-        sum(d.features for d in drawn),
-        any(d.truncated for d in drawn),
+        # level 1: most of the saving at a fifth of the CPU; a tile not kept is compressed only
+        # for a client that takes gzip
+        gzip.compress(data, 1) if compress and data else data,
+        'W/"' + hashlib.sha256(data).hexdigest()[:32] + '"',
+        drawn.snapshot,
+        sum(d.features for d in drawn.layers),
+        any(d.truncated for d in drawn.layers),
+        compressed=compress,
     )

@@ -10,11 +10,16 @@ from sqlalchemy.engine import Connection
 
 from geo.errors import NotFound
 from geo.policy.roles import Viewer
-from layers.catalogue import Layer, get_layer
+from layers.catalogue import Layer, layers_by_id, listed
 from tiles.matrix import Tile
-from tiles.vector import LayerTile, layer_tile
+from tiles.vector import Drawn, layer_tiles
 
 BASE = ("landuse_parcels", "water", "parks", "roads", "buildings")
+#: the zoom from which a map's tile carries a layer (and its style draws it): below it a
+#: district's 60,000 buildings are a grey wash nobody reads, and the base map's low-zoom tiles
+#: stay light (OpenMapTiles starts its buildings at 13 too). A layer's own tiles
+#: (/tiles/{layer}) carry it at every zoom.
+MINZOOM = {"buildings": 13}
 
 
 @dataclass(frozen=True)
@@ -56,19 +61,26 @@ def map_spec(map_id: str) -> MapSpec:
 def visible_layers(conn: Connection, spec: MapSpec, who: Viewer) -> list[Layer]:
     """The map's layers this caller may see (a layer withheld from them is left out, never an
     error: the map still draws what they may see)."""
-    out = []
-    for layer_id in spec.layers:
-        try:
-            out.append(get_layer(conn, layer_id, who))
-        except NotFound:
-            continue
-    return out
+    return shown_on(spec, layers_by_id(conn, spec.layers), who)
 
 
-def map_tile(conn: Connection, layers: list[Layer], who: Viewer, tile: Tile) -> list[LayerTile]:
-    """One tile of each of the map's layers the caller may see (``visible_layers``); their bytes
-    joined are the map's multi-layer tile (an MVT is a sequence of layers, so tiles concatenate)."""
-    return [layer_tile(conn, layer, layer.plan(who), tile) for layer in layers]
+def shown_on(
+    spec: MapSpec, found: dict[str, Layer | None], who: Viewer, z: int | None = None
+) -> list[Layer]:
+    """Of the catalogue entries ``found`` for the map's layers, those ``who`` may see, in order
+    (and, given a zoom ``z``, those the map's tile carries at that zoom: :data:`MINZOOM`)."""
+    return [
+        found[i]
+        for i in spec.layers
+        if listed(found.get(i), who) and (z is None or z >= MINZOOM.get(i, 0))
+    ]
+
+
+def map_tile(conn: Connection, layers: list[Layer], who: Viewer, tile: Tile) -> Drawn:
+    """One tile of each of the map's layers the caller may see (``visible_layers``), in one
+    statement; their bytes joined are the map's multi-layer tile (an MVT is a sequence of
+    layers, so tiles concatenate)."""
+    return layer_tiles(conn, [(layer, layer.plan(who)) for layer in layers], tile)
 
 
 def extent(layers: list[Layer]) -> tuple[float, float, float, float] | None:

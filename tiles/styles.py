@@ -10,7 +10,7 @@ several megabytes are shipped. Digits and Latin letters in names are not drawn b
 
 from __future__ import annotations
 
-from tiles.maps import MapSpec
+from tiles.maps import MINZOOM, MapSpec
 
 #: fill / line / circle colours by layer (the base map's after the 三调 colour conventions)
 COLOURS = {
@@ -69,6 +69,8 @@ def style(
             continue
         colour = COLOURS.get(layer_id, "#555555")
         common = {"source": "onemap", "source-layer": layer_id, "metadata": _meta(layer_id)}
+        if layer_id in MINZOOM:  # the map's tiles carry it from there on
+            common["minzoom"] = MINZOOM[layer_id]
         if "POLYGON" in kind:
             outline_only = layer_id in ("admin_areas", "grids")
             if not outline_only:

@@ -6,10 +6,10 @@ OGCAPI driver and QGIS read them as they read any OGC API."""
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from api.deps import Read
+from api.deps import Caller, Read
 from api.html import base_url
 from api.routes.vector_tiles import MVT, one_layer_tile
 from geo.errors import NotFound
@@ -196,10 +196,11 @@ def _dimension(geometry_type: str | None) -> int:
 def ogc_tile(
     collection_id: str,
     tms_id: str,
-    r: Read,
+    request: Request,
+    who: Caller,
     tile_matrix: int = Path(ge=MIN_ZOOM, le=MAX_ZOOM, description="zoom"),
     tile_row: int = Path(ge=0, description="the tile's row (y)"),
     tile_col: int = Path(ge=0, description="the tile's column (x)"),
 ):
     _known(tms_id)
-    return one_layer_tile(r, collection_id, Tile(tile_matrix, tile_col, tile_row))
+    return one_layer_tile(request, who, collection_id, Tile(tile_matrix, tile_col, tile_row))

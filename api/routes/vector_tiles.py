@@ -6,22 +6,25 @@ truncation in headers."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
+from collections.abc import Callable
+from functools import partial
 
 import orjson
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError
 
-from api.deps import Read
+from api.deps import Caller, Read
 from api.html import base_url, render
 from api.routes.raster_tiles import raster_folder
-from layers.catalogue import Layer, get_layer
+from geo.database import retrying_once
+from geo.policy.roles import Viewer
+from layers.catalogue import Layer, get_layer, layers_by_id, listed, no_such_layer, version_list
 from tiles import cache
-from tiles.maps import MAPS, extent, map_spec, map_tile, visible_layers
+from tiles.maps import MAPS, MINZOOM, extent, map_spec, map_tile, shown_on, visible_layers
 from tiles.matrix import MATRIX_SET, MAX_ZOOM, MIN_ZOOM, Tile
 from tiles.styles import COLOURS, TITLES_ZH, style
-from tiles.vector import describe, layer_tile
+from tiles.vector import describe
 
 router = APIRouter(tags=["vector tiles 矢量瓦片"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -36,30 +39,67 @@ def _xy(what: str):
     return Path(ge=0, description=f"the tile's {what}")
 
 
-def _tile_response(request: Request, data: bytes, features: int, truncated: bool) -> Response:
-    etag = 'W/"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+def _tile_response(request: Request, made: cache.Cached, held: bool) -> Response:
     headers = {
-        "ETag": etag,
+        "ETag": made.etag,
         "Cache-Control": "private, no-cache",
         "Vary": "Authorization, Accept-Encoding",
-        "X-Tile-Features": str(features),
-        "X-Tile-Truncated": "true" if truncated else "false",
+        "X-Tile-Features": str(made.features),
+        "X-Tile-Truncated": "true" if made.truncated else "false",
+        "X-Tile-Cache": "hit" if held else "miss",
     }
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    if made.etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
-    if data and "gzip" in request.headers.get("accept-encoding", ""):
-        data = gzip.compress(data, 1)  # level 1: most of the saving at a fifth of the CPU
+    if made.body and "gzip" in request.headers.get("accept-encoding", ""):
         headers["Content-Encoding"] = "gzip"
-    return Response(data, media_type=MVT, headers=headers)
+        return Response(made.gzipped(), media_type=MVT, headers=headers)
+    return Response(made.plain(), media_type=MVT, headers=headers)
 
 
-def cached_tile(r: Read, kind: str, name: str, layers: list[Layer], tile: Tile, draw) -> Response:
-    """The tile through the shared cache; ``X-Tile-Cache`` says whether it was held."""
-    store = r.request.app.state.tile_store
-    made, held = cache.through(r.conn, store, kind, name, layers, r.who, tile, draw)
-    answer = _tile_response(r.request, made.data, made.features, made.truncated)
-    answer.headers["X-Tile-Cache"] = "hit" if held else "miss"
-    return answer
+#: which of a tile's catalogue entries (by id; None: not catalogued) the caller sees, or None
+#: when the tile itself does not exist for them
+Shown = Callable[[dict[str, Layer | None], Viewer], list[Layer] | None]
+
+
+def serve_tile(
+    request: Request,
+    who: Viewer,
+    kind: str,
+    name: str,
+    catalogue_ids: list[str],
+    shown_of: Shown,
+    tile: Tile,
+) -> Response:
+    """A tile of the layers ``shown_of`` picks for the caller: held and fresh, in one query
+    under this process's remembered catalogue entries; else drawn (the entries read afresh and
+    remembered, the layers in one statement) and kept. ``X-Tile-Cache`` says which. Tiles use
+    the app's quick pool: autocommit, the read budget per statement."""
+    state = request.app.state
+    remembered = state.layer_memo.recall(catalogue_ids)
+    shown = shown_of(remembered, who) if remembered is not None else None
+    if shown is not None and not isinstance(state.tile_store, cache.NullStore):
+        versions = version_list(remembered)
+        try:
+            with state.tile_engine.connect() as conn:
+                got = cache.held(
+                    conn, state.tile_store, kind, name, shown, versions, catalogue_ids, who, tile
+                )
+        except DBAPIError:  # a dead pooled connection: the long way retries on a fresh one
+            got = None
+        if got is not None:
+            return _tile_response(request, got, True)
+
+    def drawn(conn):
+        found = layers_by_id(conn, catalogue_ids)
+        state.layer_memo.remember(found)
+        shown = shown_of(found, who)
+        if shown is None:
+            raise no_such_layer(name)
+        draw = lambda: map_tile(conn, shown, who, tile)  # noqa: E731
+        return cache.through(conn, state.tile_store, kind, name, shown, who, tile, draw)
+
+    made, held = retrying_once(state.tile_engine, drawn)
+    return _tile_response(request, made, held)
 
 
 @router.get(
@@ -69,16 +109,24 @@ def cached_tile(r: Read, kind: str, name: str, layers: list[Layer], tile: Tile, 
     responses={200: {"content": {MVT: {}}}},
 )
 def layer_tile_route(
-    layer_id: str, r: Read, z: int = _z(), x: int = _xy("column"), y: int = _xy("row")
+    request: Request,
+    who: Caller,
+    layer_id: str,
+    z: int = _z(),
+    x: int = _xy("column"),
+    y: int = _xy("row"),
 ):
-    return one_layer_tile(r, layer_id, Tile(z, x, y))
+    return one_layer_tile(request, who, layer_id, Tile(z, x, y))
 
 
-def one_layer_tile(r: Read, layer_id: str, tile: Tile) -> Response:
+def one_layer_tile(request: Request, who: Viewer, layer_id: str, tile: Tile) -> Response:
     """One layer's tile as the caller may see it, through the cache (XYZ and OGC paths alike)."""
-    layer = get_layer(r.conn, layer_id, r.who)
-    draw = lambda: [layer_tile(r.conn, layer, layer.plan(r.who), tile)]  # noqa: E731
-    return cached_tile(r, "layer", layer.id, [layer], tile, draw)
+
+    def shown_of(found, who):
+        layer = found.get(layer_id)
+        return [layer] if listed(layer, who) else None
+
+    return serve_tile(request, who, "layer", layer_id, [layer_id], shown_of, tile)
 
 
 @router.get(
@@ -88,14 +136,16 @@ def one_layer_tile(r: Read, layer_id: str, tile: Tile) -> Response:
     responses={200: {"content": {MVT: {}}}},
 )
 def map_tile_route(
-    map_id: str, r: Read, z: int = _z(), x: int = _xy("column"), y: int = _xy("row")
+    request: Request,
+    who: Caller,
+    map_id: str,
+    z: int = _z(),
+    x: int = _xy("column"),
+    y: int = _xy("row"),
 ):
-    tile = Tile(z, x, y)
     spec = map_spec(map_id)
-    layers = visible_layers(r.conn, spec, r.who)
-    return cached_tile(
-        r, "map", spec.id, layers, tile, lambda: map_tile(r.conn, layers, r.who, tile)
-    )
+    shown_of = partial(shown_on, spec, z=z)  # a layer below its zoom (MINZOOM) is left out
+    return serve_tile(request, who, "map", spec.id, list(spec.layers), shown_of, Tile(z, x, y))
 
 
 #: the whole of Web Mercator, for a map none of whose layers has an extent yet
@@ -106,7 +156,9 @@ def _bounds(layers: list[Layer]) -> tuple[float, float, float, float]:
     return extent(layers) or WORLD
 
 
-def _tilejson(request: Request, name: str, path: str, layers: list[Layer], r: Read) -> dict:
+def _tilejson(
+    request: Request, name: str, path: str, layers: list[Layer], r: Read, is_map: bool = False
+) -> dict:
     root = base_url(request)
     west, south, east, north = _bounds(layers)
     return {
@@ -118,12 +170,23 @@ def _tilejson(request: Request, name: str, path: str, layers: list[Layer], r: Re
         "maxzoom": MAX_ZOOM,
         "bounds": [west, south, east, north],
         "center": [(west + east) / 2, (south + north) / 2, 12],
-        "vector_layers": [describe(layer.plan(r.who), layer) for layer in layers],
+        "vector_layers": [
+            describe(layer.plan(r.who), layer)
+            | {"minzoom": MINZOOM.get(layer.id, MIN_ZOOM) if is_map else MIN_ZOOM}
+            | {"maxzoom": MAX_ZOOM}
+            for layer in layers
+        ],
         "tileMatrixSet": MATRIX_SET,
     }
 
 
 @router.get("/tiles/{layer_id}/tilejson.json", summary="TileJSON 3.0 of one layer's tiles")
+@router.get(
+    "/tiles/{layer_id}/metadata.json",
+    summary="The same TileJSON where GDAL's MVT driver looks for it",
+    description="`ogrinfo MVT:http://HOST/tiles/buildings/14 -oo TILE_EXTENSION=mvt` reads "
+    "zoom 14 of a layer (GDAL 3.6's OGC API driver, in Debian 12, is built without vector tiles).",
+)
 def layer_tilejson(layer_id: str, r: Read):
     layer = get_layer(r.conn, layer_id, r.who)
     body = _tilejson(r.request, layer.title_zh, f"/tiles/{layer.id}", [layer], r)
@@ -131,10 +194,14 @@ def layer_tilejson(layer_id: str, r: Read):
 
 
 @router.get("/maps/{map_id}/tilejson.json", summary="TileJSON 3.0 of a map's multi-layer tiles")
+@router.get(
+    "/maps/{map_id}/tiles/metadata.json",
+    summary="The same TileJSON where GDAL's MVT driver looks for it",
+)
 def map_tilejson(map_id: str, r: Read):
     spec = map_spec(map_id)
     layers = visible_layers(r.conn, spec, r.who)
-    body = _tilejson(r.request, spec.title_zh, f"/maps/{spec.id}/tiles", layers, r)
+    body = _tilejson(r.request, spec.title_zh, f"/maps/{spec.id}/tiles", layers, r, is_map=True)
     return Response(orjson.dumps(body), media_type="application/json")
 
 

@@ -7,6 +7,7 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
 from geo.database import database_url
+from geo.migrate import derived_storage
 from geo.models import Base
 
 config = context.config
@@ -16,6 +17,8 @@ target_metadata = Base.metadata
 def _include_object(obj, name, type_, reflected, compare_to):
     # tables that ingest creates for departmental layers live in schema "layers", not here
     if type_ == "table" and name in ("spatial_ref_sys",):
+        return False
+    if derived_storage(obj, name, type_):
         return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 

@@ -41,7 +41,7 @@ from geo.records.types import (
     check_geometry,
     check_properties,
 )
-from geo.settings import STORAGE_SRID
+from geo.settings import STORAGE_SRID, TILE_GEOMETRY
 from geo.sql import ident
 from geo.sql import table as sql_table
 
@@ -95,7 +95,7 @@ class StaleRecord(Stale):
 
 def load(conn: Connection, rtype: RecordType, record_id: int, lock: bool = False) -> Record:
     row = conn.execute(
-        text(f"""SELECT to_jsonb(t) - 'geom' AS props, ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry, t.version
+        text(f"""SELECT to_jsonb(t) - 'geom' - '{TILE_GEOMETRY}' AS props, ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry, t.version
                  FROM {sql_table(rtype.name)} t WHERE t.id = :id {"FOR UPDATE" if lock else ""}"""),
         {"id": record_id},
     ).first()
@@ -202,7 +202,7 @@ def list_records(
     rows = conn.execute(
         text(f"""WITH page AS (SELECT t.id FROM {table} t WHERE {where}
                                ORDER BY t.id LIMIT :limit OFFSET :offset)
-                 SELECT t.id, t.version, to_jsonb(t) - 'geom' AS props,
+                 SELECT t.id, t.version, to_jsonb(t) - 'geom' - '{TILE_GEOMETRY}' AS props,
                         ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry
                  FROM {table} t JOIN page USING (id) ORDER BY t.id"""),
         params,
