@@ -156,3 +156,39 @@ def test_asset_statuses_follow_lishui(engine):
     assert rows["promoted"] + rows["negotiating"] == 81
     assert sum(rows.values()) == 268 and len(cats) == 4
     assert views > 100_000
+
+
+def test_the_city_profile_agrees_with_an_independent_geopandas_count(engine):
+    """``benchmarks/democity_profile.py`` (plain SQL) against geopandas on the same tables: the
+    share of dwellings within 300 m of a kindergarten, and the tall-building counts."""
+    import sys
+    from pathlib import Path
+
+    import geopandas as gpd
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import democity_profile
+
+    with engine.connect() as conn:
+        figures = democity_profile.profile(conn)
+        homes = gpd.read_postgis(
+            "SELECT b.id, b.use, b.height_m, b.dwellings, ST_PointOnSurface(b.geom) AS geom, "
+            "(SELECT count(*) FROM houses h WHERE h.building_id = b.id) AS houses "
+            "FROM buildings b",
+            conn,
+        ).to_crs(4549)
+        kindergartens = gpd.read_postgis(
+            "SELECT geom FROM facilities WHERE kind = 'kindergarten'", conn
+        ).to_crs(4549)
+    homes["n"] = homes.houses.where(homes.houses > 0, homes.dwellings.fillna(0))
+    living = homes[(homes.use == "residential") & (homes.n > 0)]
+    nearest = gpd.sjoin_nearest(living, kindergartens, distance_col="metres")
+    nearest = nearest[~nearest.index.duplicated()]  # equidistant kindergartens: one row each
+    share = living.n[nearest.metres <= 300].sum() / living.n.sum()
+    assert figures["kindergarten_300m"] == pytest.approx(share, abs=1e-3)
+    assert 0 < figures["kindergarten_300m"] < 1
+    assert figures["buildings_over_100m"] == int((homes.height_m > 100).sum())
+    assert figures["residential_over_80m"] == int(
+        ((homes.use == "residential") & (homes.height_m > 80)).sum()
+    )
+    assert figures["park_m2_per_resident"] > 0 and figures["dwellings"] == int(living.n.sum())
