@@ -586,9 +586,11 @@ def compare(servers: dict[str, Server], boxes: list[Box]) -> Comparison:
 
 
 def load_command(args, wrk: str | None, base: str, paths_file: Path, seconds: float) -> list[str]:
+    headers = [f"-H{h}" for h in getattr(args, "headers", ())]  # wrk only
     if wrk:
         return [
             wrk,
+            *headers,
             f"-t{args.threads}",
             f"-c{args.concurrency}",
             f"-d{max(1, round(seconds))}s",

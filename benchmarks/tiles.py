@@ -58,6 +58,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     p.add_argument(
+        "--gzip",
+        action="store_true",
+        help="send Accept-Encoding: gzip, as every browser does (wrk only)",
+    )
+    p.add_argument(
         "--systems",
         default="onemap_uncached,onemap_cached,tipg,onemap_map",
         help="which systems to load (tipg always answers the same-answers check)",
@@ -174,7 +179,11 @@ def main(argv=None) -> int:
         lists["onemap_map"].write_text("\n".join(path(map_server, t) for t in tiles) + "\n")
         wanted = set(args.systems.split(",")) | {"tipg"}
         plan = [(n, s) for n, s in [*running.items(), ("onemap_map", map_server)] if n in wanted]
-        load_args = argparse.Namespace(threads=args.threads, concurrency=args.concurrency)
+        load_args = argparse.Namespace(
+            threads=args.threads,
+            concurrency=args.concurrency,
+            headers=("Accept-Encoding: gzip",) if args.gzip else (),
+        )
         for name, server in plan:
             F.run_load(F.load_command(load_args, wrk, server.base, lists[name], args.warmup))
         time.sleep(args.settle)
@@ -209,6 +218,7 @@ def main(argv=None) -> int:
                 "repeats": args.repeats,
                 "workers": args.workers,
                 "generator": "wrk" if wrk else "loadgen.py",
+                "accept_gzip": args.gzip,
             },
             "medians": {
                 n: {
@@ -227,7 +237,7 @@ def main(argv=None) -> int:
             },
         }
         print(json.dumps(result, ensure_ascii=False, indent=2))
-        out = HERE / "results" / f"tiles-{result['date']}.json"
+        out = HERE / "results" / f"tiles-{result['date']}{'-gzip' if args.gzip else ''}.json"
         out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         return 0
     finally:
