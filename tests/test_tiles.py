@@ -161,6 +161,7 @@ def test_a_map_tile_leaves_a_layer_out_below_its_zoom_and_the_style_agrees(clien
     style = client.get("/maps/base/style.json").json()
     drawn = [s for s in style["layers"] if s.get("source-layer") == "buildings"]
     assert drawn and all(s["minzoom"] == start for s in drawn)
+    assert f"{start}级起显示" in client.get("/maps/base").text  # the legend says so too
 
 
 def test_a_tile_fuller_than_the_cap_holds_the_first_features_by_id_and_says_so(engine):

@@ -256,6 +256,7 @@ def map_page(map_id: str, r: Read):
             "id": layer.id,
             "title": TITLES_ZH.get(layer.id, layer.title_zh),
             "colour": COLOURS.get(layer.id, "#555"),
+            "minzoom": MINZOOM.get(layer.id),
         }
         for layer in layers
     ]
