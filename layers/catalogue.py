@@ -445,14 +445,18 @@ def register_base_layers(conn: Connection) -> None:
 
 # --- reading the catalogue ---------------------------------------------------------------------
 
-_CATALOGUE_SQL = """
+_CATALOGUE_SQL = (
+    """
     SELECT id, table_name, title_zh, title_en, description, department, fields, access,
            opening_level, sharing_level, time_field, extent, feature_count, geometry_type,
            last_loaded, source_crs, update_frequency, xmin::text AS version,
            EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(table_name)
-                   AND attname = '""" + TILE_GEOMETRY + """' AND NOT attisdropped) AS tile_geometry
+                   AND attname = '"""
+    + TILE_GEOMETRY
+    + """' AND NOT attisdropped) AS tile_geometry
     FROM layer_catalogue
 """
+)
 
 
 def _from_row(row) -> Layer:

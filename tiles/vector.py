@@ -84,11 +84,6 @@ def layer_tiles(
     return Drawn(tiles, row[0])
 
 
-def layer_tile(conn: Connection, layer: Layer, plan: ReadPlan, tile: Tile) -> LayerTile:
-    """One layer's tile (:func:`layer_tiles` of one)."""
-    return layer_tiles(conn, [(layer, plan)], tile).layers[0]
-
-
 #: compiled tile statements by what they draw (layers, catalogue versions, audiences, whether
 #: simplified, cap): a tile's own values are parameters, so every tile of a kind runs the same
 #: SQL text — built and compiled once per process, prepared once per connection by psycopg
