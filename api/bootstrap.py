@@ -21,6 +21,7 @@ def prepare_demo(
     scale: str = "small",
     seed: int = 20260117,
     echo: Callable[[str], None] | None = None,
+    year: int | None = None,
 ) -> LoadReport:
     settings = settings or Settings.from_env()
     migrate.upgrade(url)
@@ -32,6 +33,7 @@ def prepare_demo(
         metric_srid=settings.spatial.metric_srid,
         hash_key=settings.secrets.id_hash_key,
         echo=echo,
+        **({"year": year} if year else {}),
     )
     with eng.begin() as conn:
         register_base_layers(conn)

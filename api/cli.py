@@ -140,16 +140,26 @@ def demo_load(
         "small", help="small (tests), lishui (the real district's size), large (5×)."
     ),
     seed: int = typer.Option(20260117, help="Random seed: the same seed gives the same city."),
+    year: int = typer.Option(
+        None,
+        help="Load the city as it stood in this year: 2026 (now, the default) or 2025 (a year "
+        "earlier: fewer facilities and parks, older hazards still open, fewer assets revitalised).",
+    ),
 ) -> None:
     """Build the synthetic district inside the real Lishui boundary and load it with COPY."""
     from api.bootstrap import prepare_demo
     from fixtures.democity import SCALES
+    from fixtures.democity.years import YEARS
     from geo.database import database_url
 
     if scale not in SCALES:
         _fail(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
+    if year is not None and year not in YEARS:
+        _fail(f"the demo city holds the years {YEARS[0]} and {YEARS[1]}, not {year}")
     started = time.perf_counter()
-    report = prepare_demo(database_url(), _settings(), scale=scale, seed=seed, echo=console.print)
+    report = prepare_demo(
+        database_url(), _settings(), scale=scale, seed=seed, echo=console.print, year=year
+    )
     console.print(report.table())
     console.print(
         f"loaded in {time.perf_counter() - started:.1f} s "

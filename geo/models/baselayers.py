@@ -10,7 +10,7 @@ from geo.models.base import Base, Editable, geometry, geometry_checks, id_column
 #: Road classes of CJJ 37-2012 (urban) plus rural roads.
 ROAD_CLASSES = ("expressway", "arterial", "secondary", "branch", "rural")
 WATER_KINDS = ("river", "lake", "reservoir", "pond", "canal")
-PARK_KINDS = ("comprehensive", "community", "pocket", "linear")
+PARK_KINDS = ("comprehensive", "community", "pocket", "linear", "scenic")
 
 
 class LandUseParcel(Editable, Base):
