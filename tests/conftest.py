@@ -36,6 +36,18 @@ def _base_url() -> str:
     return database_url(settings=settings)
 
 
+def benchmark_module(name: str):
+    """A script of ``benchmarks/`` as a module, loaded from its file (never by putting the folder
+    on ``sys.path``, where ``benchmarks/tiles.py`` would shadow the ``tiles`` package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def url_for(database: str) -> str:
     return make_url(_base_url()).set(database=database).render_as_string(hide_password=False)
 

