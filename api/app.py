@@ -19,6 +19,7 @@ from api.limits import BodyLimit, KnownHosts
 from api.routes import (
     audit_log,
     catalog,
+    city_checkup,
     city_imports,
     docs,
     health,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog,
         uploads,
         city_imports,
+        city_checkup,
         vector_tiles,
         ogc_tiles,
         raster_tiles,

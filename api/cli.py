@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
+from api.cli_checkup import checkup_app
 from api.cli_city import city_app
 from api.cli_layers import layers_app
 from api.cli_tiles import map_app, tiles_app
@@ -31,6 +32,7 @@ users_app = typer.Typer(help="Users, roles and bearer tokens.", no_args_is_help=
 app.add_typer(users_app, name="users")
 app.add_typer(layers_app, name="layers")
 app.add_typer(city_app, name="city")
+app.add_typer(checkup_app, name="checkup")
 app.add_typer(tiles_app, name="tiles")
 app.add_typer(map_app, name="map")
 

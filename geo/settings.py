@@ -74,6 +74,11 @@ class SpatialSettings(BaseSettings):
         "the schema is made.",
     )
     district_code: str = Field(default="320117", pattern=r"^\d{6}$")
+    checkup_config: Path | None = Field(
+        default=None,
+        description="The city's own check-up targets and settings (TOML, one table per "
+        "indicator); unset: DOMAIN.md's defaults.",
+    )
 
 
 def _own_addresses() -> set[str]:

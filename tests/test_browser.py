@@ -241,3 +241,38 @@ def test_the_district_import_report_reads_well_offline(browser, client, people, 
     body = browser.find_element("tag name", "body").text
     assert "已拒绝" in body and "outside the district" in body
     assert browser.execute_script("return document.querySelectorAll('svg circle').length") >= 1
+
+
+def test_the_checkup_report_draws_every_map_from_this_host_only(
+    browser, served, client, people, engine, tmp_path
+):
+    """城市体检: the served report (the app's own scripts, under its CSP, a planner's token sent by
+    the browser) and the file the command line writes (everything inside it) draw every map."""
+    from api.checkup_report import render_report
+
+    planner = people.headers("browser_planner", "planner")
+    run = client.post("/checkup/runs", json={"label": "浏览器"}, headers=planner).json()["run"]
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": planner})
+    try:
+        _visit(browser, f"{served}/checkup/runs/{run}/report", "checkup-report")
+        served_maps = browser.execute_script("return document.querySelectorAll('.map').length")
+        assert served_maps >= 19
+        assert browser.execute_script("return window.onemapMapsDrawn") == served_maps
+        browser.execute_script("document.querySelector('.maps').scrollIntoView()")
+        time.sleep(0.5)
+        browser.save_screenshot(str(SHOTS / "checkup-report-maps.png"))
+    finally:
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+    drawn = browser.execute_script(
+        "return document.querySelectorAll('.map .leaflet-interactive, .map canvas').length"
+    )
+    assert drawn >= served_maps
+    with engine.connect() as conn:
+        page = render_report(conn, run, run)
+    path = tmp_path / "checkup-report.html"
+    path.write_text(page, encoding="utf-8")
+    seen = _visit(browser, path.as_uri(), "checkup-report-file")
+    assert [u for u in seen["requests"] if u.startswith(("http", "ws"))] == []
+    assert browser.execute_script("return window.onemapMapsDrawn") == served_maps
+    assert browser.execute_script("return document.querySelectorAll('#change-chart rect').length")

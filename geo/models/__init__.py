@@ -2,6 +2,7 @@
 
 from geo.models.base import Base
 from geo.models.baselayers import LandUseParcel, Park, Road, WaterBody
+from geo.models.checkup_runs import CheckupResult, CheckupRun
 from geo.models.divisions import AdminArea, Grid
 from geo.models.editing import RecordReview, RecordVersion, SyncReceipt
 from geo.models.facts import Facility, House, Organisation, Resident
@@ -57,6 +58,8 @@ __all__ = [
     "Base",
     "Building",
     "CatalogueEntry",
+    "CheckupResult",
+    "CheckupRun",
     "EDITABLE_TABLES",
     "Facility",
     "Grid",
