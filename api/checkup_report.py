@@ -25,8 +25,10 @@ H3_MAPS = {"dense_land_area": "h3_9", "park_radius_coverage": "h3_8", "fire_5min
 SIMPLIFY = 0.0002  # degrees (about 20 m): enough for a district map, a fraction of the bytes
 
 
-def _collection(conn: Connection, run: int, indicator: str, level: str) -> dict:
-    areas = indicator_results(conn, run, indicator, level)["areas"]
+def area_collection(conn: Connection, run: int, indicator: str, level: str) -> dict:
+    """One indicator's areas of ``level`` as GeoJSON (simplified shapes, value, pass or fail)."""
+    found = indicator_results(conn, run, indicator, level)
+    areas = found["areas"]
     shapes = area_shapes(conn, level, [a["area_code"] for a in areas])
     features = []
     for a in areas:
@@ -45,7 +47,12 @@ def _collection(conn: Connection, run: int, indicator: str, level: str) -> dict:
                 },
             }
         )
-    return {"type": "FeatureCollection", "features": features}
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "run": run,
+        "indicator": found["indicator"],
+    }
 
 
 def report_data(conn: Connection, run: int, base: int | None = None) -> dict:
@@ -58,7 +65,7 @@ def report_data(conn: Connection, run: int, base: int | None = None) -> dict:
                 "level": MAP_LEVEL if item["id"] != "life_circle_completeness" else "community",
                 "title": f"{item['name_zh']} · 按社区 by community",
                 "unit": item["unit"],
-                "data": _collection(conn, run, item["id"], MAP_LEVEL),
+                "data": area_collection(conn, run, item["id"], MAP_LEVEL),
             }
         )
         if item["id"] in H3_MAPS:
@@ -69,7 +76,7 @@ def report_data(conn: Connection, run: int, base: int | None = None) -> dict:
                     "level": level,
                     "title": f"{item['name_zh']} · H3 {level[-1]}级网格 cells",
                     "unit": item["unit"],
-                    "data": _collection(conn, run, item["id"], level),
+                    "data": area_collection(conn, run, item["id"], level),
                 }
             )
     change = compare(conn, base, run, "district") if base else None

@@ -259,15 +259,32 @@ def test_the_checkup_report_draws_every_map_from_this_host_only(
         served_maps = browser.execute_script("return document.querySelectorAll('.map').length")
         assert served_maps >= 19
         assert browser.execute_script("return window.onemapMapsDrawn") == served_maps
+        drawn = browser.execute_script(
+            "return document.querySelectorAll('.map .leaflet-interactive, .map canvas').length"
+        )
+        assert drawn >= served_maps
         browser.execute_script("document.querySelector('.maps').scrollIntoView()")
         time.sleep(0.5)
         browser.save_screenshot(str(SHOTS / "checkup-report-maps.png"))
+        # the viewer's check-up map: pick an indicator, its areas are laid over the base map
+        _visit(browser, f"{served}/maps/checkup", "checkup-map")
+        browser.execute_script(
+            "var s = document.getElementById('checkup-indicator');"
+            "s.value = 'kindergarten_coverage'; s.dispatchEvent(new Event('change'));"
+        )
+        deadline = time.time() + 20
+        while time.time() < deadline and not browser.execute_script(
+            "return document.getElementById('map').getAttribute('data-checkup')"
+        ):
+            time.sleep(0.2)
+        shown = browser.execute_script(
+            "return document.getElementById('map').getAttribute('data-checkup')"
+        )
+        assert shown not in (None, "error") and int(shown) > 0, shown
+        time.sleep(1.5)
+        browser.save_screenshot(str(SHOTS / "checkup-map.png"))
     finally:
         browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
-    drawn = browser.execute_script(
-        "return document.querySelectorAll('.map .leaflet-interactive, .map canvas').length"
-    )
-    assert drawn >= served_maps
     with engine.connect() as conn:
         page = render_report(conn, run, run)
     path = tmp_path / "checkup-report.html"

@@ -262,3 +262,28 @@ def test_the_command_line_runs_shows_compares_and_exports(db_url, tmp_path):
     onemap("report", str(first), str(tmp_path / "report.html"))
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<script>" in page and "http://" not in page.split("<script>")[-1][:2000]
+
+
+def test_the_viewer_overlay_reads_the_latest_run(client, planner, run, engine):
+    answer = client.get(
+        "/checkup/runs/latest/indicators/park_radius_coverage/areas.geojson?level=street",
+        headers=planner,
+    )
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/geo+json"
+    body = answer.json()
+    with engine.connect() as conn:
+        newest = conn.execute(
+            text("SELECT max(id) FROM checkup_runs WHERE area_code IS NULL")
+        ).scalar()
+    assert body["run"] == newest and len(body["features"]) == 8
+    streets = _results(engine, newest, "park_radius_coverage", "street")
+    for feature in body["features"]:
+        code = feature["properties"]["code"]
+        assert feature["properties"]["value"] == pytest.approx(streets[code][2])
+        assert feature["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    bad = client.get(
+        "/checkup/runs/newest/indicators/park_radius_coverage/areas.geojson", headers=planner
+    )
+    assert bad.status_code == 400 and "latest" in bad.text
+    page = client.get("/maps/checkup?f=html", headers=planner)
+    assert 'id="checkup-indicator"' in page.text and "公园绿地服务半径覆盖率" in page.text

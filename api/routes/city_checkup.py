@@ -17,13 +17,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from api.checkup_report import render_report
+from api.checkup_report import area_collection, render_report
 from api.deps import require_role
 from api.html import CSP, wants_html
 from geo.checkup.compare import compare
 from geo.checkup.engine import CheckupConfig, run_checkup, summarise
 from geo.checkup.registry import indicators
-from geo.checkup.results import LEVEL_ORDER, indicator_results, list_runs, results_frame
+from geo.checkup.results import (
+    LEVEL_ORDER,
+    indicator_results,
+    latest_run,
+    list_runs,
+    results_frame,
+)
 from geo.errors import BadRequest
 from geo.policy.roles import Viewer
 
@@ -107,6 +113,30 @@ def show_indicator(
     _check_level(level)
     with request.app.state.engine.connect() as conn:
         return _json(indicator_results(conn, run, indicator, level))
+
+
+@router.get(
+    "/checkup/runs/{run}/indicators/{indicator}/areas.geojson",
+    summary="One indicator's areas with their shapes (the viewer's check-up overlay)",
+)
+def indicator_areas(
+    request: Request,
+    run: str,
+    indicator: str,
+    level: Annotated[str, Query(description="street, community, grid, h3_8 or h3_9")] = "community",
+    who: Viewer = Depends(READERS),
+):
+    _check_level(level)
+    with request.app.state.engine.connect() as conn:
+        number = latest_run(conn) if run == "latest" else _run_number(run)
+        body = area_collection(conn, number, indicator, level)
+    return Response(orjson.dumps(body), media_type="application/geo+json")
+
+
+def _run_number(run: str) -> int:
+    if not run.isdigit():
+        raise BadRequest(f"run {run!r}: give a run number or latest")
+    return int(run)
 
 
 @router.get("/checkup/compare", summary="Year on year: two runs side by side")

@@ -260,4 +260,16 @@ def map_page(map_id: str, r: Read):
         }
         for layer in layers
     ]
-    return render("map.html", r.request, spec=spec, legend=legend, maps=list(MAPS.values()))
+    indicators = []
+    if spec.id == "checkup":
+        from geo.checkup.registry import indicators as registered
+
+        indicators = [(i.id, i.name_zh, i.unit) for i in registered().values()]
+    return render(
+        "map.html",
+        r.request,
+        spec=spec,
+        legend=legend,
+        maps=list(MAPS.values()),
+        indicators=indicators,
+    )

@@ -44,6 +44,53 @@
     new maplibregl.Popup({ maxWidth: "360px" }).setLngLat(e.lngLat).setDOMContent(box).addTo(map);
   });
 
+  // the check-up map: any indicator of the latest run over the base map, by the chosen level
+  var picker = document.getElementById("checkup-indicator");
+  var level = document.getElementById("checkup-level");
+  var RAMP = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"];
+  function showCheckup() {
+    var legend = document.getElementById("checkup-legend");
+    ["checkup-fill", "checkup-line"].forEach(function (id) { if (map.getLayer(id)) map.removeLayer(id); });
+    if (map.getSource("checkup")) map.removeSource("checkup");
+    el.removeAttribute("data-checkup");
+    if (!picker.value) return;
+    var url = "/checkup/runs/latest/indicators/" + encodeURIComponent(picker.value) +
+      "/areas.geojson?level=" + encodeURIComponent(level.value);
+    fetch(url, { credentials: "same-origin" }).then(function (answer) {
+      if (!answer.ok) {
+        return answer.json().then(function (p) { throw new Error(p.detail || p.title || answer.status); });
+      }
+      return answer.json();
+    }).then(function (data) {
+      var values = data.features.map(function (f) { return f.properties.value; })
+        .filter(function (v) { return v !== null; }).sort(function (a, b) { return a - b; });
+      var step = ["step", ["coalesce", ["get", "value"], -1e12], "#e4e7eb", -1e11, RAMP[0]];
+      for (var k = 1; k < RAMP.length && values.length; k++) {
+        var cut = values[Math.floor((values.length - 1) * k / RAMP.length)];
+        if (cut > step[step.length - 2]) { step.push(cut, RAMP[k]); }
+      }
+      map.addSource("checkup", { type: "geojson", data: data });
+      // under the points (facilities) and the area outlines, over the land
+      var above = layersOf("facilities").concat(layersOf("admin_areas"))[0];
+      map.addLayer({ id: "checkup-fill", type: "fill", source: "checkup",
+        paint: { "fill-color": step, "fill-opacity": 0.7 } }, above && above.id);
+      map.addLayer({ id: "checkup-line", type: "line", source: "checkup",
+        paint: { "line-color": ["case", ["==", ["get", "passed"], false], "#d62728", "#52606d"],
+                 "line-width": ["case", ["==", ["get", "passed"], false], 2.5, 0.5] } }, above && above.id);
+      var unit = picker.selectedOptions[0].getAttribute("data-unit") || "";
+      legend.textContent = "第 " + data.run + " 次体检 run " + data.run + " · " +
+        data.features.length + " 个片区 areas · " + unit + " · 红框：未达标 red outline: failing";
+      el.setAttribute("data-checkup", String(data.features.length));
+    }).catch(function (err) {
+      legend.textContent = "无法读取体检结果 cannot read the check-up: " + err.message;
+      el.setAttribute("data-checkup", "error");
+    });
+  }
+  if (picker) {
+    picker.addEventListener("change", showCheckup);
+    level.addEventListener("change", showCheckup);
+  }
+
   // ready (for people waiting on a slow link, and for tests) once idle after the first fit
   map.once("idle", function () {
     var b = map.getSource("onemap") && map.getSource("onemap").bounds;

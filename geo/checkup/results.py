@@ -39,6 +39,14 @@ def list_runs(conn: Connection, limit: int = 100) -> list[dict]:
     ]
 
 
+def latest_run(conn: Connection) -> int:
+    """The newest run for the whole district."""
+    run = conn.execute(text("SELECT max(id) FROM checkup_runs WHERE area_code IS NULL")).scalar()
+    if run is None:
+        raise NotFound("no check-up has been run yet: POST /checkup/runs or `onemap checkup run`")
+    return int(run)
+
+
 def indicator_results(conn: Connection, run: int, indicator: str, level: str | None = None) -> dict:
     """One indicator's values in a run, every area (of ``level``), failing ones first."""
     run_row(conn, run)
