@@ -377,6 +377,19 @@ def test_the_demo_city_exported_and_imported_again_gives_the_same_checksums(
     assert after[0] == before[0]
     assert {t: s for t, s in after[1].items() if s != before[1][t]} == {}
     assert after[2] == before[2]
+    # the check-up gives the same answers on the demo city and on the district imported from it
+    from datetime import date
+
+    from geo.checkup.engine import run_checkup
+    from geo.database import engine as make_engine
+
+    day = date(2026, 11, 1)
+    demo = run_checkup(engine, 4549, as_of=day).summary["indicators"]
+    imported = run_checkup(make_engine(scratch_url), 4549, as_of=day).summary["indicators"]
+    assert [i["id"] for i in demo] == [i["id"] for i in imported]
+    for a, b in zip(demo, imported, strict=True):
+        assert b["value"] == pytest.approx(a["value"], rel=1e-6, abs=1e-9), a["id"]
+        assert (a["status"], a["basis"]) == (b["status"], b["basis"]), a["id"]
 
 
 def test_the_command_line_writes_the_report_as_json_and_a_page_with_a_map(hand_url, files):
