@@ -17,6 +17,7 @@ from api import logs, problems
 from api.html import STATIC
 from api.limits import BodyLimit, KnownHosts
 from api.routes import (
+    asset_status,
     audit_log,
     catalog,
     city_checkup,
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ogc,
         record_editing,
         audit_log,
+        asset_status,
         catalog,
         uploads,
         city_imports,
