@@ -87,6 +87,10 @@ class ItemQuery:
     crs: str = CRS84
     equals: dict[str, list[str]] = field(default_factory=dict)  # queryable → values (Part 3)
     after: int | None = None  # keyset paging: features with a larger id (id order only)
+    #: a business search's own conditions and order (layers.asset_search): SQL over the layer's
+    #: columns with bound values, added to the plan's, never in place of them
+    clauses: list = field(default_factory=list)
+    order_first: list = field(default_factory=list)
 
 
 @dataclass
@@ -213,6 +217,7 @@ def _where(layer: Layer, t, q: ItemQuery, plan: ReadPlan) -> ColumnElement:
         # a personal field is filtered or sorted on only where the caller may read it raw: a
         # match (or an order) elsewhere would tell them what they may not see
         clauses.append(t.c[GRID_FIELD].in_(sorted(plan.raw_grids)))
+    clauses.extend(q.clauses)
     if q.datetime is not None:
         if not layer.time_field:
             raise BadRequest(f"collection '{layer.id}' has no time: datetime does not apply")
@@ -307,7 +312,7 @@ def _properties(layer: Layer, t, q: ItemQuery, plan: ReadPlan):
 
 def _order(layer: Layer, t, q: ItemQuery, plan: ReadPlan):
     sortable = {c["name"] for c in layer.property_columns(plan)} | {layer.id_field}
-    order = []
+    order = list(q.order_first)
     for name, ascending in q.sortby:
         if name in plan.masked:
             raise BadRequest(

@@ -105,7 +105,7 @@ def test_a_public_tile_carries_no_personal_or_internal_field_and_no_withheld_row
     tile = decode(client.get(f"/tiles/assets/{t.z}/{t.x}/{t.y}.mvt").content)
     for feature in tile.get("assets", {}).get("features", []):
         props = feature["properties"]
-        assert props["status"] in ("promoted", "negotiating", "revitalised")
+        assert props["status"] == "promoted"
         assert not set(props) & {"reserve_price_wan", "contact_name", "contact_phone", "notes"}
 
 

@@ -7,7 +7,7 @@ from geo.models.divisions import AdminArea, Grid
 from geo.models.editing import RecordReview, RecordVersion, SyncReceipt
 from geo.models.facts import Facility, House, Organisation, Resident
 from geo.models.hazards import Hazard, Inspection, Sensor, SensorReading
-from geo.models.idle_assets import Asset, AssetStatusChange
+from geo.models.idle_assets import Asset, AssetPhoto, AssetStatusChange, AssetView
 from geo.models.standards import Address, Building
 from geo.models.system import ApiToken, AuditEntry, CatalogueEntry, User, UserGrid
 from geo.policy.access import LayerAccess
@@ -53,7 +53,9 @@ __all__ = [
     "Address",
     "ApiToken",
     "Asset",
+    "AssetPhoto",
     "AssetStatusChange",
+    "AssetView",
     "AuditEntry",
     "Base",
     "Building",
