@@ -17,6 +17,7 @@ from api import logs, problems
 from api.html import STATIC
 from api.limits import BodyLimit, KnownHosts
 from api.routes import (
+    asset_search,
     asset_status,
     audit_log,
     catalog,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         record_editing,
         audit_log,
         asset_status,
+        asset_search,
         catalog,
         uploads,
         city_imports,
