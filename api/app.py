@@ -17,7 +17,8 @@ from api import logs, problems
 from api.html import STATIC
 from api.limits import BodyLimit, KnownHosts
 from api.routes import (
-    asset_search,
+    asset_finder,
+    asset_promotion,
     asset_status,
     audit_log,
     catalog,
@@ -90,8 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ogc,
         record_editing,
         audit_log,
+        asset_promotion,  # before any /assets/{asset_id} route: /assets/statistics first
         asset_status,
-        asset_search,
+        asset_finder,
         catalog,
         uploads,
         city_imports,

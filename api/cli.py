@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
+from api.cli_assets import assets_app
 from api.cli_checkup import checkup_app
 from api.cli_city import city_app
 from api.cli_layers import layers_app
@@ -33,6 +34,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(layers_app, name="layers")
 app.add_typer(city_app, name="city")
 app.add_typer(checkup_app, name="checkup")
+app.add_typer(assets_app, name="assets")
 app.add_typer(tiles_app, name="tiles")
 app.add_typer(map_app, name="map")
 

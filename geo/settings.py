@@ -123,6 +123,10 @@ class ServiceSettings(BaseSettings):
         default=Path(".onemap/rasters"),
         description="Where raster layers (GeoTIFF) are kept: one folder per database inside.",
     )
+    photos: Path = Field(
+        default=Path(".onemap/photos"),
+        description="Where asset photos are kept: one folder per database, one per asset inside.",
+    )
     cors_origins: str = Field(
         default="",
         description="Other origins whose pages may call this service (comma-separated; none by "

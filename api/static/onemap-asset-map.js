@@ -8,6 +8,7 @@
   var map = L.map(el, { preferCanvas: true, attributionControl: false });
   window.onemapMap = map;
   L.control.scale({ imperial: false }).addTo(map);
+  map.setView([31.65, 119.03], 10);  // a view before any layer: the canvas needs its bounds
   var root = document.querySelector("header .brand").getAttribute("href").replace(/\/\?f=html$/, "");
   var vocabulary = JSON.parse((document.getElementById("fields") || { textContent: '{"titles":{},"values":{}}' }).textContent);
   var COLOURS = { promoted: "#15803d", negotiating: "#b45309", revitalised: "#1d4ed8", entered: "#6b7280", withdrawn: "#9ca3af" };
@@ -62,7 +63,6 @@
   });
   var bounds = (rings.length ? ringLayer : assetLayer).getBounds();
   if (bounds.isValid()) map.fitBounds(bounds, { maxZoom: 17, padding: [10, 10] });
-  else map.setView([31.65, 119.03], 10);
 
   // the list: draw a polygon by clicks; "done" writes it into the form as WKT
   var within = document.getElementById("within");

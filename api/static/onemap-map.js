@@ -13,6 +13,7 @@
     hash: true
   });
   window.onemapMap = map;
+  var root = document.querySelector("header .brand").getAttribute("href").replace(/\/\?f=html$/, "");
   map.addControl(new maplibregl.NavigationControl(), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
 
@@ -41,6 +42,18 @@
       row.insertCell().textContent = String(hit.properties[k]);
     });
     box.appendChild(table);
+    if (hit.sourceLayer === "assets" && hit.id !== undefined && hit.id !== null) {
+      // an asset opened on the asset map: its page and brochure, and one public view counted
+      // (the service keeps a count only, nothing about who looked; staff views are not counted)
+      [["/assets/" + hit.id + "?f=html", "区位分析 site"], ["/assets/" + hit.id + "/brochure", "推介单页 brochure"]].forEach(function (l) {
+        var a = document.createElement("a");
+        a.href = root + l[0];
+        a.textContent = l[1];
+        a.style.marginRight = "1em";
+        box.appendChild(a);
+      });
+      fetch(root + "/assets/view/" + hit.id, { method: "POST" }).catch(function () {});
+    }
     new maplibregl.Popup({ maxWidth: "360px" }).setLngLat(e.lngLat).setDOMContent(box).addTo(map);
   });
 

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from api.deps import Caller, DbConnection, Format
 from api.html import base_url, render, wants_html
+from geo.assets.promotion import count_view
 from geo.assets.surroundings import surroundings
 from geo.errors import BadRequest
 from geo.policy.roles import Viewer
@@ -73,10 +74,6 @@ def _staff(who: Viewer) -> bool:
 def _count_public_view(conn, who: Viewer, asset_id: int, page: str) -> None:
     """A public page view counted (who looked is never stored); staff views are not counted."""
     if _staff(who):
-        return
-    try:
-        from geo.assets.promotion import count_view
-    except ImportError:  # the promotion module is optional for the search to work
         return
     count_view(conn, asset_id, page)
 
