@@ -365,3 +365,17 @@ def test_compare_puts_the_same_figures_side_by_side(client, tokens, register):
     for bad in ("1", "1,2,3,4,5,6", "a,b", "1,1"):
         r = client.get(f"/assets/compare?ids={bad}", headers=staff)
         assert r.status_code == 400, bad
+
+
+def test_the_asset_benchmark_runs_on_the_small_city(db_url, tmp_path):
+    from tests.conftest import benchmark_module
+
+    out = tmp_path / "assets.json"
+    assert (
+        benchmark_module("assets").main(["--url", db_url, "--rounds", "1", "--json", str(out)]) == 0
+    )
+    import json
+
+    figures = json.loads(out.read_text())
+    assert figures["surroundings"]["requests"] == figures["counts"]["assets"]
+    assert figures["list_public"]["p99_ms"] > 0
