@@ -95,3 +95,43 @@ def test_only_investment_staff_move_assets(client, people, asset):
     assert client.get(f"/assets/{asset}/history").status_code == 401
     staff = people.headers("asset_staff", "investment")
     assert client.get("/assets/99999999/history", headers=staff).status_code == 404
+
+
+#: the lifecycle as the register's rules give it, written out by hand: from → the moves allowed
+ALLOWED = {
+    "entered": {"promoted", "withdrawn"},
+    "promoted": {"negotiating", "withdrawn", "entered"},
+    "negotiating": {"revitalised", "promoted", "withdrawn"},
+    "revitalised": set(),
+    "withdrawn": {"entered"},
+}
+
+
+@pytest.mark.parametrize("start", sorted(ALLOWED))
+def test_every_transition_is_allowed_or_refused_as_the_lifecycle_says(
+    client, people, scratch, start
+):
+    """All 25 (from, to) pairs: an allowed move changes the status and adds one history row; a
+    refused one answers 409 and changes nothing."""
+    staff = people.headers("asset_staff", "investment")
+    eng = scratch[2]
+    with eng.connect() as conn:
+        asset = conn.execute(
+            text("SELECT max(id) FROM assets WHERE status = 'entered'")
+        ).scalar_one()
+    for to in ("entered", "promoted", "negotiating", "revitalised", "withdrawn"):
+        with eng.begin() as conn:  # put the asset where the move starts from
+            conn.execute(
+                text("UPDATE assets SET status = :s WHERE id = :id"), {"s": start, "id": asset}
+            )
+        before = client.get(f"/assets/{asset}/history", headers=staff).json()
+        answer = client.post(f"/assets/{asset}/status", json={"status": to}, headers=staff)
+        after = client.get(f"/assets/{asset}/history", headers=staff).json()
+        if to in ALLOWED[start]:
+            assert answer.status_code == 200, (start, to, answer.text)
+            assert after["status"] == to
+            assert [s["status"] for s in after["history"][len(before["history"]) :]] == [to]
+        else:
+            assert answer.status_code == 409, (start, to, answer.text)
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            assert after == before, (start, to)

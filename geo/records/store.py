@@ -377,9 +377,16 @@ def _referrers(conn: Connection, rtype: RecordType, record_id: int) -> dict[str,
         for fk in table.foreign_keys:
             if fk.column.table.name != rtype.name or table.name not in REFERRING_RECORDS:
                 continue
+            # the key referred to may be the record's code, not its id
+            key = (
+                ":id"
+                if fk.column.name == "id"
+                else f"(SELECT {ident(fk.column.name)} FROM {sql_table(rtype.name)} WHERE id = :id)"
+            )
             n = conn.execute(
                 text(
-                    f"SELECT count(*) FROM {sql_table(table.name)} WHERE {ident(fk.parent.name)} = :id"
+                    f"SELECT count(*) FROM {sql_table(table.name)} "
+                    f"WHERE {ident(fk.parent.name)} = {key}"
                 ),
                 {"id": record_id},
             ).scalar_one()
