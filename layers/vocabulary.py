@@ -176,8 +176,10 @@ VALUE_ZH: dict[str, dict[str, str]] = {
         "inefficient_land": "低效用地再开发",
     },
     "status": {
-        "open": "待整改",
+        "reported": "已上报",
+        "assigned": "已交办",
         "rectifying": "整改中",
+        "verified": "已验收",
         "closed": "已销号",
         "online": "在线",
         "offline": "离线",

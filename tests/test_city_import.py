@@ -164,7 +164,7 @@ def test_values_and_derived_fields_follow_the_manifest(hand_url):
     hazards = q(
         hand_url, "SELECT category, level, status, closed_at IS NOT NULL FROM hazards ORDER BY id"
     )
-    assert hazards == [("fire", 1, "closed", True), ("gas", 3, "open", False)]
+    assert hazards == [("fire", 1, "closed", True), ("gas", 3, "assigned", False)]
     found = q(
         hand_url,
         "SELECT to_char(found_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM hazards ORDER BY id",

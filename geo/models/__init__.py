@@ -6,7 +6,17 @@ from geo.models.checkup_runs import CheckupResult, CheckupRun
 from geo.models.divisions import AdminArea, Grid
 from geo.models.editing import RecordReview, RecordVersion, SyncReceipt
 from geo.models.facts import Facility, House, Organisation, Resident
-from geo.models.hazards import Hazard, Inspection, Sensor, SensorReading
+from geo.models.hazards import (
+    DutyContact,
+    FireAlarm,
+    Hazard,
+    HazardStep,
+    Inspection,
+    InspectionHazard,
+    Sensor,
+    SensorReading,
+    SensorWarning,
+)
 from geo.models.idle_assets import Asset, AssetPhoto, AssetStatusChange, AssetView
 from geo.models.standards import Address, Building
 from geo.models.system import ApiToken, AuditEntry, CatalogueEntry, User, UserGrid
@@ -65,7 +75,12 @@ __all__ = [
     "EDITABLE_TABLES",
     "Facility",
     "Grid",
+    "DutyContact",
+    "FireAlarm",
     "Hazard",
+    "HazardStep",
+    "InspectionHazard",
+    "SensorWarning",
     "House",
     "Inspection",
     "LandUseParcel",

@@ -724,7 +724,9 @@ def organisations(work: Work, ctx: Context) -> None:
 def hazards(work: Work, ctx: Context) -> None:
     in_a_grid(work, ctx)
     f = work.c
-    default_unset(work, "status", lambda i: "closed" if f["closed_at"][i] is not None else "open")
+    default_unset(
+        work, "status", lambda i: "closed" if f["closed_at"][i] is not None else "assigned"
+    )
     allocate_codes(work, lambda i: "YH" + f["grid_code"][i] if f["grid_code"][i] else None, 5)
 
 
