@@ -42,6 +42,9 @@ TABLES = (
 )
 #: columns that say when and how often a row changed, not what it holds
 BOOKKEEPING = ("created_at", "updated_at", "version")
+#: what the safety officers add as they work, not the district's base data: an inspection's route
+#: (a second geometry no exchange format carries beside the point)
+WORKING = ("route",)
 CHUNK_ROWS = 100_000
 
 
@@ -51,7 +54,7 @@ def table(name: str) -> Table:
 
 def columns(name: str) -> list[str]:
     """The columns of a base table that hold its content, in the table's order."""
-    return [c.name for c in table(name).columns if c.name not in BOOKKEEPING]
+    return [c.name for c in table(name).columns if c.name not in BOOKKEEPING + WORKING]
 
 
 def counts(conn: Connection) -> dict[str, int]:

@@ -207,7 +207,7 @@ def _spec(name: str) -> TableSpec:
     fields: dict[str, FieldSpec] = {}
     geometry = None
     for column in table.columns:
-        if column.name in district.BOOKKEEPING or column.name in stored:
+        if column.name in district.BOOKKEEPING + district.WORKING or column.name in stored:
             continue
         if column.name == "geom":
             geometry = column.type.geometry_type
