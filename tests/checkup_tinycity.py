@@ -19,7 +19,7 @@ Origin (X0, Y0) in CGCS2000 / 3-degree GK CM 120°E; all positions below are off
   they cross at the fire station.
 - Land use: one housing parcel (0701) x 0–1,000, y 0–700 (0.7 km²); the rest is not mapped.
 - Hazards (the run is as of 2026-06-30; its window is the year before): H1 W1 due 2026-01-15,
-  closed 01-10 (on time); H2 W1 due 02-15, closed 03-01 (late); H3 E1 due 03-31, open; H4 E1 due
+  closed 01-10 (on time); H2 W1 due 02-15, closed 03-01 (late); H3 E1 due 03-31, rectifying; H4 E1 due
   07-31 (not yet due); H5 E2 due 2025-01-31 (before the window).
 - Assets: one revitalised (W1), one promoted (E1).
 """
@@ -194,7 +194,7 @@ def tables() -> dict[str, gpd.GeoDataFrame]:
         ("H1", "320199001001001", "2026-01-01", "2026-01-15", "2026-01-10", "closed", 100),
         ("H2", "320199001001001", "2026-02-01", "2026-02-15", "2026-03-01", "closed", 120),
         ("H3", "320199002001001", "2026-03-01", "2026-03-31", None, "rectifying", 1100),
-        ("H4", "320199002001001", "2026-06-01", "2026-07-31", None, "open", 1150),
+        ("H4", "320199002001001", "2026-06-01", "2026-07-31", None, "assigned", 1150),
         ("H5", "320199002001002", "2025-01-01", "2025-01-31", "2025-01-20", "closed", 1600),
     ]
     hazard_rows = [

@@ -44,6 +44,15 @@ TITLES_ZH = {
 FONT = "Noto Sans Regular"
 
 
+#: hazards by level (1 most severe), a closed one grey: the safety map's "hazards by level"
+HAZARD_COLOURS = [
+    "case",
+    ["==", ["get", "status"], "closed"],
+    "#9ca3af",
+    ["match", ["get", "level"], 1, "#7f0000", 2, "#d7301f", 3, "#fc8d59", "#fdd49e"],
+]
+
+
 def style(
     spec: MapSpec,
     root: str,
@@ -142,7 +151,7 @@ def style(
                     "id": layer_id,
                     "type": "circle",
                     "paint": {
-                        "circle-color": colour,
+                        "circle-color": HAZARD_COLOURS if layer_id == "hazards" else colour,
                         "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 2.5, 16, 6],
                         "circle-stroke-color": "#fff",
                         "circle-stroke-width": 0.8,

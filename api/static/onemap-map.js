@@ -4,15 +4,39 @@
   "use strict";
   var el = document.getElementById("map");
   if (!el || !window.maplibregl) return;
+  // a token for the roles' own layers: given once as #token=… (never sent to the server in a
+  // URL), kept for this tab only, sent as Authorization to this host alone
+  var given = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (given) {
+    sessionStorage.setItem("onemap-token", decodeURIComponent(given[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  var token = sessionStorage.getItem("onemap-token");
+  window.onemapAuth = {
+    token: token,
+    headers: function () { return token ? { Authorization: "Bearer " + token } : {}; }
+  };
+  var here = location.protocol + "//" + location.host + "/";
   var map = new maplibregl.Map({
     container: el,
     style: el.getAttribute("data-style"),
+    transformRequest: function (url) {
+      if (token && url.indexOf(here) === 0) return { url: url, headers: { Authorization: "Bearer " + token } };
+      return { url: url };
+    },
     localIdeographFontFamily: "'Noto Sans CJK SC', 'WenQuanYi Micro Hei', 'Microsoft YaHei', sans-serif",
     preserveDrawingBuffer: true, // lets a test (or a user's screenshot) read the pixels back
     attributionControl: false,
     hash: true
   });
   window.onemapMap = map;
+  var tokenForm = document.getElementById("token-form");
+  if (tokenForm) tokenForm.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var value = document.getElementById("token-input").value.trim();
+    if (value) sessionStorage.setItem("onemap-token", value); else sessionStorage.removeItem("onemap-token");
+    location.reload();
+  });
   var root = document.querySelector("header .brand").getAttribute("href").replace(/\/\?f=html$/, "");
   map.addControl(new maplibregl.NavigationControl(), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
@@ -69,7 +93,7 @@
     if (!picker.value) return;
     var url = "/checkup/runs/latest/indicators/" + encodeURIComponent(picker.value) +
       "/areas.geojson?level=" + encodeURIComponent(level.value);
-    fetch(url, { credentials: "same-origin" }).then(function (answer) {
+    fetch(url, { credentials: "same-origin", headers: window.onemapAuth.headers() }).then(function (answer) {
       if (!answer.ok) {
         return answer.json().then(function (p) { throw new Error(p.detail || p.title || answer.status); });
       }
