@@ -30,6 +30,9 @@ from api.routes import (
     ogc_tiles,
     raster_tiles,
     record_editing,
+    safety_alarms,
+    safety_hazards,
+    safety_sensors,
     uploads,
     vector_tiles,
 )
@@ -101,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         vector_tiles,
         ogc_tiles,
         raster_tiles,
+        safety_sensors,
+        safety_alarms,
+        safety_hazards,
     ):
         app.include_router(area.router)
     if settings.service.cors_origin_list:  # other origins only when configured

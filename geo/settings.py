@@ -9,7 +9,8 @@ A wrong value fails at start-up with the variable's name in the message.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -191,6 +192,49 @@ class ReviewSettings(BaseSettings):
         return frozenset(v.strip() for v in self.review_types.split(",") if v.strip())
 
 
+class SafetySettings(BaseSettings):
+    """The safety map's rules: how long a hazard of each level has to be rectified and closed."""
+
+    model_config = SettingsConfigDict(env_prefix="ONEMAP_", extra="ignore")
+
+    hazard_deadline_days: str = Field(
+        default="1:3,2:7,3:15,4:30",
+        description="Days from a hazard's finding to its deadline, by level (1 the most severe): "
+        "'level:days' pairs, comma-separated, all four levels.",
+    )
+    hazard_clock: datetime | None = Field(
+        default=None,
+        description="The time the safety map takes as now for overdue hazards (drills and tests "
+        "only, RFC 3339 with a zone); unset: the real clock.",
+    )
+    risk_weights: str = Field(
+        default="hazards=0.30,overdue=0.20,warnings=0.20,key_units=0.15,density=0.15",
+        description="Weights of the risk score's terms (geo.safety.risk): 'name=value,…' or a "
+        "JSON object; names left out keep their default.",
+    )
+
+    @field_validator("hazard_deadline_days")
+    @classmethod
+    def _four_levels(cls, value: str) -> str:
+        """Refuse at start-up what would leave a level without a deadline."""
+        days = _deadline_days(value)
+        if sorted(days) != [1, 2, 3, 4] or min(days.values()) < 0:
+            raise ValueError("give days >= 0 for each level 1-4, e.g. '1:3,2:7,3:15,4:30'")
+        return value
+
+    @property
+    def deadline_days(self) -> dict[int, int]:
+        return _deadline_days(self.hazard_deadline_days)
+
+
+def _deadline_days(value: str) -> dict[int, int]:
+    try:
+        pairs = [p.split(":") for p in value.split(",") if p.strip()]
+        return {int(level): int(days) for level, days in pairs}
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not 'level:days' pairs, e.g. '1:3,2:7,3:15,4:30'") from exc
+
+
 #: The demo key: fine for the synthetic city, never for real people's identity numbers.
 DEMO_ID_HASH_KEY = "onemap-demo-key-change-me"
 
@@ -224,6 +268,7 @@ class Settings:
     limits: LimitSettings
     review: ReviewSettings
     secrets: SecretSettings
+    safety: SafetySettings = field(default_factory=SafetySettings)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -235,6 +280,7 @@ class Settings:
             "limits": LimitSettings,
             "review": ReviewSettings,
             "secrets": SecretSettings,
+            "safety": SafetySettings,
         }
         return cls(**{name: overrides.get(name) or make() for name, make in parts.items()})
 

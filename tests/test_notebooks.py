@@ -38,8 +38,18 @@ def _investment_assets(book, output: Path) -> None:
     shutil.copy(output / "02_investment_assets_map.html", EXECUTED)  # for a person to open
 
 
+def _safety_map(book, output: Path) -> None:
+    """Notebook 03 reports the week's hazards by street and ten hot spots, mapped offline."""
+    printed = _printed(book)
+    assert re.search(r"\d+ hazards due this week; \d+ closed on time", printed), printed
+    page = (output / "03_safety_map.html").read_text(encoding="utf-8")
+    assert "L.map(" in page and not re.search(r"<script[^>]*\bsrc=|<link[^>]*\bhref=", page)
+    assert len(set(re.findall(r"\b89[0-9a-f]{13}\b", page))) == 10  # the ten H3 cells (res 9)
+    shutil.copy(output / "03_safety_map.html", EXECUTED)
+
+
 #: what a notebook must have found and written, beyond running without an error
-CHECKS = {"02_investment_assets": _investment_assets}
+CHECKS = {"02_investment_assets": _investment_assets, "03_safety_map": _safety_map}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

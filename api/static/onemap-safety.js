@@ -102,13 +102,29 @@
       }).catch(function () {});
     }
     load();
-    if (window.EventSource && auth.token) {
-      var stream = new EventSource(root + "/safety/warnings/stream?token=" + encodeURIComponent(auth.token));
-      stream.addEventListener("warning", load);
-      stream.addEventListener("cleared", load);
-    } else {
-      setInterval(load, 30000);
+    // the warnings stream (Server-Sent Events), read with fetch so that the token goes in the
+    // Authorization header, never in a URL; a dropped stream is taken up again after 5 s
+    function listen() {
+      fetch(root + "/safety/warnings/stream", { headers: Object.assign({ Accept: "text/event-stream" }, auth.headers()) })
+        .then(function (r) {
+          if (!r.ok || !r.body) return;
+          var reader = r.body.getReader();
+          var decoder = new TextDecoder();
+          var buffer = "";
+          (function read() {
+            reader.read().then(function (chunk) {
+              if (chunk.done) { setTimeout(listen, 5000); return; }
+              buffer += decoder.decode(chunk.value, { stream: true });
+              var events = buffer.split("\n\n");
+              buffer = events.pop();
+              if (events.some(function (e) { return /^event: (warning|cleared)/m.test(e); })) load();
+              read();
+            }).catch(function () { setTimeout(listen, 5000); });
+          })();
+        }).catch(function () { setTimeout(listen, 5000); });
     }
+    if (auth.token && window.ReadableStream) listen();
+    else setInterval(load, 30000);
   }
 
   function tiers(map) {
@@ -125,18 +141,20 @@
     return { type: "Feature", geometry: { type: "Point", coordinates: [lon, lat] }, properties: props || {} };
   }
 
+  function items(part) { return (part && (part.items || part.nearest)) || []; }
+
   function drawResponse(map, response) {
     var at = response.point || {};
     var lon = at.lon, lat = at.lat;
     var features = [point(lon, lat, { role: "alarm" })];
-    (response.fire_stations || []).forEach(function (s) {
+    items(response.fire_stations).forEach(function (s) {
       if (s.lon === undefined) return;
       features.push(point(s.lon, s.lat, { role: "station" }));
       features.push({ type: "Feature", geometry: { type: "LineString", coordinates: [[lon, lat], [s.lon, s.lat]] }, properties: { role: "route" } });
     });
-    (response.hydrants || []).forEach(function (h) { if (h.lon !== undefined) features.push(point(h.lon, h.lat, { role: "hydrant" })); });
-    (response.key_units || []).forEach(function (k) { if (k.lon !== undefined) features.push(point(k.lon, k.lat, { role: "key_unit" })); });
-    (response.hazards || []).forEach(function (h) { if (h.lon !== undefined) features.push(point(h.lon, h.lat, { role: "hazard" })); });
+    items(response.hydrants).forEach(function (h) { if (h.lon !== undefined) features.push(point(h.lon, h.lat, { role: "hydrant" })); });
+    items(response.key_units).forEach(function (k) { if (k.lon !== undefined) features.push(point(k.lon, k.lat, { role: "key_unit" })); });
+    items(response.hazards).forEach(function (h) { if (h.lon !== undefined) features.push(point(h.lon, h.lat, { role: "hazard" })); });
     var data = { type: "FeatureCollection", features: features };
     if (map.getSource("alarm")) map.getSource("alarm").setData(data);
     else {
@@ -157,17 +175,19 @@
       list.textContent = "";
       (response.levels || []).forEach(function (level) {
         var li = document.createElement("li");
-        var contacts = (level.contacts || []).map(function (c) { return (c.post || "") + " " + (c.name || "") + " " + (c.phone || ""); }).join("；");
-        var workers = (level.workers || []).map(function (w) { return w.display_name || w.username || ""; }).join("、");
-        li.textContent = (level.level_zh || level.level || "") + "：" + (level.name || "—") + (contacts ? "（" + contacts + "）" : "") + (workers ? " 网格员 " + workers : "");
+        var contacts = (level.contacts || []).map(function (c) { return [c.post, c.name, c.phone].filter(Boolean).join(" "); }).join("；");
+        var workers = (level.grid_workers || []).map(function (w) { return w.name || w.username || ""; }).join("、");
+        li.textContent = (level.kind_zh || level.kind || "") + "：" + (level.name || level.none || "—") +
+          (contacts ? "（" + contacts + "）" : "") + (workers ? " 网格员 " + workers : "");
         list.appendChild(li);
       });
-      var stations = (response.fire_stations || []).map(function (s) { return (s.name || "") + " " + (s.minutes !== undefined ? s.minutes.toFixed(1) + " 分钟" : ""); }).join("；");
+      var stations = items(response.fire_stations).map(function (s) { return s.name + " " + s.minutes.toFixed(1) + " 分钟"; }).join("；");
       var li = document.createElement("li");
-      li.textContent = "最近消防站 stations: " + (stations || "—") + " · 200米内消火栓 hydrants: " + (response.hydrants || []).length;
+      li.textContent = "最近消防站 stations: " + (stations || "—") + " · 200米内消火栓 hydrants: " + items(response.hydrants).length +
+        " · 100米内居民 residents: " + ((response.residents || {}).total || 0);
       list.appendChild(li);
     }
-    el.setAttribute("data-alarm", "1");
+    el.setAttribute("data-alarm", String(features.length));
     map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), 15) });
   }
 
@@ -189,8 +209,8 @@
         body: JSON.stringify({ lon: e.lngLat.lng, lat: e.lngLat.lat })
       }).then(function (answer) {
         if (!answer.ok) { say("alarm-note", (answer.body && answer.body.detail) || ("refused " + answer.status)); return; }
-        say("alarm-note", "警情 #" + (answer.body.id || "") + " 已联动 linked");
-        drawResponse(map, answer.body.response || answer.body);
+        say("alarm-note", "警情 #" + (answer.body.alarm_id || "") + " 已联动 linked, " + answer.body.seconds + " s");
+        drawResponse(map, answer.body);
       }).catch(function () { say("alarm-note", "联动失败 failed"); });
     });
     window.onemapDrawAlarm = function (response) { drawResponse(map, response); };

@@ -101,7 +101,13 @@ def save_photo(
             "by": by[:50],
         },
     ).one()
-    target = folder / stored_as
+    write_whole(folder / stored_as, data)
+    return _row(row, staff=True)
+
+
+def write_whole(target: Path, data: bytes) -> None:
+    """Write a file under a temporary name and rename it: a reader never sees half a photo
+    (also the safety map's evidence photos)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
     try:
@@ -111,7 +117,6 @@ def save_photo(
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return _row(row, staff=True)
 
 
 def list_photos(conn: Connection, asset_id: int, staff: bool = False) -> list[dict]:

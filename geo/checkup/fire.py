@@ -49,7 +49,7 @@ def road_graph(ctx: Context, speeds: dict[str, float], default_kmh: float):
         ia, ib = (index.setdefault(p, len(index)) for p in (a, b))
         seconds = segment.length / v
         if ia != ib and seconds < graph.get_edge_data(ia, ib, {"t": np.inf})["t"]:
-            graph.add_edge(ia, ib, t=seconds)
+            graph.add_edge(ia, ib, t=seconds, m=segment.length)  # m: for the 119 answer
     nodes = np.array(list(index), dtype=float)
     ctx.cache[key] = (graph, nodes)
     return ctx.cache[key]
