@@ -402,3 +402,21 @@ def test_the_risk_layer_is_geojson_for_planners_and_safety(client, people):
     assert cells["features"][0]["geometry"]["type"] == "Polygon"
     assert client.get("/safety/risk?level=county", headers=planner).status_code == 400
     assert client.get("/safety/risk").status_code == 401
+
+
+def test_the_safety_benchmarks_run_on_the_small_city(db_url, tmp_path):
+    """benchmarks/safety.py and safety_ingest.py, briefly, so that they cannot rot; each leaves
+    the database as it found it (its alarms and readings deleted)."""
+    import json
+
+    from tests.conftest import benchmark_module
+
+    out = tmp_path / "alarms.json"
+    assert benchmark_module("safety").main(
+        ["--url", db_url, "--alarms", "20", "--json", str(out)]
+    ) in (0, None)
+    assert json.loads(out.read_text())
+    out = tmp_path / "ingest.json"
+    args = ["--url", db_url, "--batch", "2000", "--repeats", "1", "--json", str(out)]
+    assert benchmark_module("safety_ingest").main(args) in (0, None)
+    assert json.loads(out.read_text())
