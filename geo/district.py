@@ -42,9 +42,10 @@ TABLES = (
 )
 #: columns that say when and how often a row changed, not what it holds
 BOOKKEEPING = ("created_at", "updated_at", "version")
-#: what the safety officers add as they work, not the district's base data: an inspection's route
-#: (a second geometry no exchange format carries beside the point)
-WORKING = ("route",)
+#: what officers and grid workers add as they work, not the district's base data: an inspection's
+#: route (a second geometry no exchange format carries beside the point), and who last verified
+#: a record on patrol and when
+WORKING = ("route", "verified_at", "verified_by")
 CHUNK_ROWS = 100_000
 
 

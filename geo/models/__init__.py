@@ -19,7 +19,15 @@ from geo.models.hazards import (
 )
 from geo.models.idle_assets import Asset, AssetPhoto, AssetStatusChange, AssetView
 from geo.models.standards import Address, Building
-from geo.models.system import ApiToken, AuditEntry, CatalogueEntry, User, UserGrid
+from geo.models.system import (
+    ApiToken,
+    AuditEntry,
+    CatalogueEntry,
+    Patrol,
+    User,
+    UserGrid,
+    Verification,
+)
 from geo.policy.access import LayerAccess
 
 #: Tables whose rows carry version/created_at/updated_at and the touch trigger.
@@ -95,5 +103,7 @@ __all__ = [
     "SyncReceipt",
     "User",
     "UserGrid",
+    "Patrol",
+    "Verification",
     "WaterBody",
 ]

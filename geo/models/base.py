@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Integer, MetaData, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Integer, MetaData, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from geo.settings import STORAGE_SRID
@@ -42,6 +42,15 @@ class Editable:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+
+
+class Verified:
+    """A record a grid worker can confirm on patrol ("checked, still true", 核实): who and when,
+    stamped without a new version of its content (``onemap_touch`` leaves the version alone when
+    only these change)."""
+
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    verified_by: Mapped[str | None] = mapped_column(String(50))
 
 
 def id_column() -> Mapped[int]:

@@ -23,7 +23,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo import codes
-from geo.models.base import Base, Editable, code_check, geometry, geometry_checks, id_column
+from geo.models.base import (
+    Base,
+    Editable,
+    Verified,
+    code_check,
+    geometry,
+    geometry_checks,
+    id_column,
+)
 from geo.policy.access import ALL, OWN, LayerAccess
 
 HOUSE_USES = ("dwelling", "shop", "office", "factory", "warehouse", "other")
@@ -63,7 +71,7 @@ FACILITY_KINDS = (
 )
 
 
-class House(Editable, Base):
+class House(Editable, Verified, Base):
     """实有房屋: a dwelling or premises in a standard building, at a room-level address."""
 
     __tablename__ = "houses"
@@ -94,7 +102,7 @@ class House(Editable, Base):
     geom = geometry("POINT")
 
 
-class Resident(Editable, Base):
+class Resident(Editable, Verified, Base):
     """实有人口: a person living in a house.
 
     ``name``, ``id_number`` and ``phone`` are personal data: masked on every read path unless the
@@ -142,7 +150,7 @@ class Resident(Editable, Base):
     geom = geometry("POINT")
 
 
-class Organisation(Editable, Base):
+class Organisation(Editable, Verified, Base):
     """实有单位: an enterprise, office, school, shop … with its unified social credit code."""
 
     __tablename__ = "organisations"
@@ -185,7 +193,7 @@ class Organisation(Editable, Base):
     geom = geometry("POINT")
 
 
-class Facility(Editable, Base):
+class Facility(Editable, Verified, Base):
     """实有设施: public service and safety facilities, by kind."""
 
     __tablename__ = "facilities"

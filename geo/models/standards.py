@@ -19,13 +19,21 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo import codes
-from geo.models.base import Base, Editable, code_check, geometry, geometry_checks, id_column
+from geo.models.base import (
+    Base,
+    Editable,
+    Verified,
+    code_check,
+    geometry,
+    geometry_checks,
+    id_column,
+)
 
 BUILDING_USES = ("residential", "commercial", "industrial", "public", "mixed", "other")
 ADDRESS_LEVELS = ("road", "door", "building", "unit", "room")
 
 
-class Building(Editable, Base):
+class Building(Editable, Verified, Base):
     """标准建筑物: a footprint keyed by its standard building code (grid code + 4 digits)."""
 
     __tablename__ = "buildings"
@@ -61,7 +69,7 @@ class Building(Editable, Base):
     geom = geometry("POLYGON")
 
 
-class Address(Editable, Base):
+class Address(Editable, Verified, Base):
     """标准地址: area → road/estate → door plate → building → unit → room.
 
     ``code`` nests in the community's code; ``level`` says how deep the address goes and

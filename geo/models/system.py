@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from geo.models.base import Base, Editable
+from geo.models.base import Base, Editable, geometry
 from geo.policy.roles import ROLES
 
 #: 国发〔2016〕51号: between departments
@@ -78,6 +78,12 @@ class User(Editable, Base):
     display_name: Mapped[str] = mapped_column(String(100), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    #: argon2 hash of the password (never the password); NULL: signs in with tokens only
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: failed sign-ins in a row, and until when the account is locked after too many
+    failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class UserGrid(Base):
@@ -129,3 +135,49 @@ class AuditEntry(Base):
     purpose: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
     status: Mapped[int | None] = mapped_column(Integer)
+
+
+class Patrol(Base):
+    """巡查: a grid worker's round of their grid, with its track, the buildings visited and the
+    records verified, changed and the hazards reported on the way."""
+
+    __tablename__ = "patrols"
+    __table_args__ = (
+        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="ends_after"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(50), nullable=False, index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    grid_codes: Mapped[list[str]] = mapped_column(
+        ARRAY(String(15)), nullable=False, server_default="{}"
+    )
+    buildings: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), nullable=False, server_default="{}"
+    )
+    verified: Mapped[list] = mapped_column(JSONB, nullable=False, server_default="[]")
+    changed: Mapped[list] = mapped_column(JSONB, nullable=False, server_default="[]")
+    hazards: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), nullable=False, server_default="{}"
+    )
+    track = geometry("LINESTRING", nullable=True)
+
+
+class Verification(Base):
+    """核实记录: one "checked, still true" of a record, kept so that freshness can be told for
+    any past week (the record itself holds only its latest)."""
+
+    __tablename__ = "verifications"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    record_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    record_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    grid_code: Mapped[str | None] = mapped_column(CHAR(15), index=True)
+    verified_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )
+    verified_by: Mapped[str] = mapped_column(String(50), nullable=False)
+    patrol_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("patrols.id", ondelete="SET NULL"), index=True
+    )
