@@ -25,6 +25,8 @@ from api.routes import (
     city_checkup,
     city_imports,
     docs,
+    field_app,
+    field_patrols,
     health,
     ogc,
     ogc_tiles,
@@ -33,6 +35,7 @@ from api.routes import (
     safety_alarms,
     safety_hazards,
     safety_sensors,
+    sign_in,
     uploads,
     vector_tiles,
 )
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for area in (
         docs,
         health,
+        sign_in,
         ogc,
         record_editing,
         audit_log,
@@ -107,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         safety_sensors,
         safety_alarms,
         safety_hazards,
+        field_patrols,
+        field_app,  # /field, /field/sw.js, /field/manifest.webmanifest only
     ):
         app.include_router(area.router)
     if settings.service.cors_origin_list:  # other origins only when configured

@@ -174,13 +174,30 @@ def demo_load(
 # --- users -------------------------------------------------------------------------------------
 def _users_call(fn):
     from geo.database import connect
-    from geo.policy.users import UserError
+    from geo.errors import OnemapError
 
     try:
         with connect() as conn:
             return fn(conn)
-    except UserError as exc:
+    except OnemapError as exc:  # UserError, a refused password, an unknown user
         _fail(str(exc))
+
+
+def _new_password(username: str, from_stdin: bool) -> str:
+    """The password from one line of standard input (scripts), or typed twice, hidden; checked
+    before anything is written. Never an argument: it would show in the shell history and ps."""
+    from geo.errors import OnemapError
+    from geo.policy.passwords import check_rules
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("密码 password", hide_input=True, confirmation_prompt=True)
+    try:
+        check_rules(username, password)
+    except OnemapError as exc:
+        _fail(str(exc))
+    return password
 
 
 @users_app.command("add")
@@ -189,12 +206,56 @@ def users_add(
     role: str = typer.Option(..., help="public, investment, planner, grid_worker, safety or admin"),
     name: str = typer.Option(None, help="Display name."),
     grid: list[str] = typer.Option([], help="Grid code (repeat) for a grid worker."),
+    password: bool = typer.Option(
+        False, "--password", help="Give the user a password to sign in with (typed twice, hidden)."
+    ),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from one line of standard input."
+    ),
 ) -> None:
-    """Add a user (or change an existing user's role and grids)."""
+    """Add a user (or change an existing user's role and grids), optionally with a password."""
+    from api.cli_layers import operator
+    from geo.policy.passwords import set_password
     from geo.policy.users import create_user
 
-    user_id = _users_call(lambda conn: create_user(conn, username, role, name, tuple(grid)))
-    console.print(f"user {username} ({role}) is id {user_id}")
+    secret = _new_password(username, password_stdin) if password or password_stdin else None
+
+    def add(conn):
+        user_id = create_user(conn, username, role, name, tuple(grid))
+        if secret is not None:
+            set_password(conn, username, secret, operator())
+        return user_id
+
+    user_id = _users_call(add)
+    console.print(
+        f"user {username} ({role}) is id {user_id}" + (", with a password" if secret else "")
+    )
+
+
+@users_app.command("password")
+def users_password(
+    username: str,
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from one line of standard input."
+    ),
+) -> None:
+    """Set or reset a user's password (重置密码): clears a lock, ends their signed-in sessions."""
+    from api.cli_layers import operator
+    from geo.policy.passwords import set_password
+
+    secret = _new_password(username, password_stdin)
+    ended = _users_call(lambda conn: set_password(conn, username, secret, operator()))
+    console.print(f"password of {username} set; {ended} signed-in session(s) ended")
+
+
+@users_app.command("unlock")
+def users_unlock(username: str) -> None:
+    """Unlock an account locked after failed sign-ins (解锁), and clear its failure count."""
+    from api.cli_layers import operator
+    from geo.policy.passwords import unlock
+
+    was_locked = _users_call(lambda conn: unlock(conn, username, operator()))
+    console.print(f"{username} {'unlocked' if was_locked else 'was not locked; failures cleared'}")
 
 
 @users_app.command("token")
@@ -229,13 +290,23 @@ def users_revoke(
 
 @users_app.command("demo")
 def users_demo() -> None:
-    """Create the demo city's users, one of each role, and print their tokens."""
+    """Create the demo city's users, one of each role, and print their tokens and their password."""
     from rich.table import Table
 
+    from api.cli_layers import operator
+    from geo.policy.passwords import DEMO_PASSWORD, give_demo_passwords
     from geo.policy.users import create_demo_users
 
-    rows = _users_call(create_demo_users)
-    table = Table(title="demo users · 演示用户 (Authorization: Bearer <token>)")
+    def make(conn):
+        made = create_demo_users(conn)
+        give_demo_passwords(conn, [r[0] for r in made], DEMO_PASSWORD, operator())
+        return made
+
+    rows = _users_call(make)
+    table = Table(
+        title="demo users · 演示用户 (Authorization: Bearer <token>)",
+        caption=f"演示密码 demo password (POST /auth/login): {DEMO_PASSWORD}",
+    )
     for column in ("user", "role", "grids", "token"):
         table.add_column(column, overflow="fold")
     for username, role, grids, token in rows:

@@ -1,7 +1,7 @@
-"""Logs never carry personal data: mobile and identity numbers are masked in every line the
-service writes, at the formatter, after the line is put together, so that the message, its
-arguments and any traceback (SQL parameters included) are all covered, and uvicorn's access-line
-formatting is left intact."""
+"""Logs never carry personal data: mobile and identity numbers (and password hashes) are masked
+in every line the service writes, at the formatter, after the line is put together, so that the
+message, its arguments and any traceback (SQL parameters included) are all covered, and uvicorn's
+access-line formatting is left intact."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ from geo.policy.masks import mask_id_number, mask_phone
 # an 18-character identity number, or an 11-digit mobile number, not inside a longer run of digits
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
 PHONE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
+#: a password hash (argon2 or bcrypt), should one reach a line (a failed statement's parameters)
+PASSWORD_HASH = re.compile(r"\$(argon2(?:id|i|d)|2[abxy])\$[^\s'\")\]]+")
 LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "onemap")
 
 
 def redact(text: str) -> str:
     text = ID_NUMBER.sub(lambda m: mask_id_number(m.group()), text)
-    return PHONE.sub(lambda m: mask_phone(m.group()), text)
+    text = PHONE.sub(lambda m: mask_phone(m.group()), text)
+    return PASSWORD_HASH.sub(lambda m: f"${m.group(1)}$***", text)
 
 
 class MaskingFormatter(logging.Formatter):

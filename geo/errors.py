@@ -93,6 +93,16 @@ class PreconditionRequired(OnemapError):
     )
 
 
+class TooManyRequests(OnemapError):
+    """Too many attempts (sign-in): ``Retry-After`` says when to try again."""
+
+    status, kind, title, title_zh = 429, "too_many_requests", "Too many requests", "尝试过于频繁"
+
+    def __init__(self, detail: str, *, retry_after: int = 60, **kw: Any):
+        kw.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
+        super().__init__(detail, retry_after=max(1, retry_after), **kw)
+
+
 class Unavailable(OnemapError):
     status, kind, title, title_zh = 503, "unavailable", "Service unavailable", "服务暂不可用"
 
@@ -110,6 +120,7 @@ KINDS: dict[str, type[OnemapError]] = {
         Unsupported,
         Invalid,
         PreconditionRequired,
+        TooManyRequests,
         Unavailable,
     )
 }

@@ -235,6 +235,30 @@ def _deadline_days(value: str) -> dict[int, int]:
         raise ValueError(f"{value!r} is not 'level:days' pairs, e.g. '1:3,2:7,3:15,4:30'") from exc
 
 
+class SignInSettings(BaseSettings):
+    """How sign-in with a password is guarded: the lock-out after failures in a row, and how
+    often one client address may try at all (guessing is slowed both per account and per address)."""
+
+    model_config = SettingsConfigDict(env_prefix="ONEMAP_", extra="ignore")
+
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Wrong passwords in a row that lock an account."
+    )
+    login_lockout_minutes: int = Field(
+        default=15,
+        ge=1,
+        description="How long a locked account stays locked (an admin may unlock).",
+    )
+    login_attempts_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Sign-in attempts one client address may make in a sliding minute (429 above).",
+    )
+    login_token_days: int = Field(
+        default=7, ge=1, description="Days until a token issued by signing in expires."
+    )
+
+
 #: The demo key: fine for the synthetic city, never for real people's identity numbers.
 DEMO_ID_HASH_KEY = "onemap-demo-key-change-me"
 
@@ -269,6 +293,7 @@ class Settings:
     review: ReviewSettings
     secrets: SecretSettings
     safety: SafetySettings = field(default_factory=SafetySettings)
+    sign_in: SignInSettings = field(default_factory=SignInSettings)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -281,6 +306,7 @@ class Settings:
             "review": ReviewSettings,
             "secrets": SecretSettings,
             "safety": SafetySettings,
+            "sign_in": SignInSettings,
         }
         return cls(**{name: overrides.get(name) or make() for name, make in parts.items()})
 

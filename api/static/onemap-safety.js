@@ -218,11 +218,16 @@
 
   waitForMap(function (map) {
     overdue(map);
+    tiers(map);
+    if (!auth.token) {  // risk, warnings and alarms are the officers': nothing asked without a token
+      say("safety-risk-note", "风险、预警与119联动需要安全员令牌 risk, warnings and alarms need a safety officer's token (令牌 below)");
+      el.setAttribute("data-safety", "1");
+      return;
+    }
     var picker = document.getElementById("risk-level");
     risk(map, picker ? picker.value : "grid");
     if (picker) picker.addEventListener("change", function () { risk(map, picker.value); });
     warnings(map);
-    tiers(map);
     alarms(map);
     el.setAttribute("data-safety", "1");
   });

@@ -29,6 +29,8 @@ CREATE OR REPLACE FUNCTION onemap_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- a verification stamp alone ("checked, still true") is not a new version of the content
     IF (to_jsonb(NEW) ? 'verified_at')
+       AND ((to_jsonb(NEW) -> 'verified_at') IS DISTINCT FROM (to_jsonb(OLD) -> 'verified_at')
+            OR (to_jsonb(NEW) -> 'verified_by') IS DISTINCT FROM (to_jsonb(OLD) -> 'verified_by'))
        AND (to_jsonb(NEW) - {STAMP}) = (to_jsonb(OLD) - {STAMP}) THEN
         NEW.version := OLD.version;
         NEW.updated_at := OLD.updated_at;
