@@ -306,6 +306,7 @@ def test_a_citizens_gcj02_tip_lands_at_its_cgcs2000_point(client, engine, grids)
     with engine.connect() as conn:
         lon, lat = inside(conn, grids["B"])
     glon, glat = gcj02(lon, lat)
+    listed = client.get("/collections/hazards").json()["x-feature-count"]
     assert (
         100
         < abs(glon - lon) * 111_000 * math.cos(math.radians(lat)) + abs(glat - lat) * 111_000
@@ -328,6 +329,8 @@ def test_a_citizens_gcj02_tip_lands_at_its_cgcs2000_point(client, engine, grids)
     assert abs(row.x - lon) < 1e-7 and abs(row.y - lat) < 1e-7  # centimetres
     assert (row.source, row.status, row.grid_code, row.steps) == ("tip", "reported", grids["B"], 1)
     assert row.reported_by == "公众"
+    # the layer's count moves with the hazard, as a record's does
+    assert client.get("/collections/hazards").json()["x-feature-count"] == listed + 1
 
 
 def test_a_tip_with_a_photo_keeps_it_as_evidence(frozen, tokens, engine, grids):

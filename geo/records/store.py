@@ -511,9 +511,16 @@ def _write(
 
 def _count(conn: Connection, rtype: RecordType, delta: int) -> None:
     """Keep the catalogue's feature count true as records come and go (same transaction)."""
+    counted(conn, rtype.name, delta)
+
+
+def counted(conn: Connection, table: str, delta: int) -> None:
+    """The catalogue's feature count of ``table`` moved by ``delta``, in the caller's
+    transaction: every path that adds or removes rows of a layer says so (records, hazards
+    reported, inspections recorded)."""
     conn.execute(
         text("UPDATE layer_catalogue SET feature_count = feature_count + :d WHERE table_name = :t"),
-        {"d": delta, "t": rtype.name},
+        {"d": delta, "t": table},
     )
 
 

@@ -34,6 +34,7 @@ from geo.errors import (
     Unsupported,
 )
 from geo.models.hazards import HAZARD_CATEGORIES, HAZARD_SOURCES, HAZARD_STATUSES
+from geo.records.store import counted
 from geo.settings import STORAGE_SRID
 
 #: status → the statuses it may move to: a rectification not done is sent back to the unit
@@ -219,6 +220,7 @@ def report(
             "srid": STORAGE_SRID,
         },
     ).scalar_one()
+    counted(conn, "hazards", 1)
     kept = [dict(e) for e in evidence] + [keep_photo(folder, hazard_id, p) for p in photos]
     _append_step(conn, hazard_id, "reported", by, note, kept, when)
     return {"id": hazard_id, "code": code, "grid_code": grid}

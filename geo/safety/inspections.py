@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from geo.errors import BadRequest, Forbidden, Invalid
 from geo.models.hazards import INSPECTION_SOURCES
+from geo.records.store import counted
 from geo.safety.hazard_loop import DEADLINE_DAYS, grid_at, report
 from geo.settings import STORAGE_SRID
 
@@ -134,6 +135,7 @@ def record(
             "srid": STORAGE_SRID,
         },
     ).scalar_one()
+    counted(conn, "inspections", 1)
     links = [(h["id"], "found") for h in made] + [(h, "rechecked") for h in rechecked]
     for hazard_id, relation in links:
         conn.execute(

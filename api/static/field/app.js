@@ -90,7 +90,7 @@
     document.body.setAttribute("data-online", on ? "1" : "0");
     $("net").textContent = on ? "在线 online" : "离线 offline";
   }
-  window.addEventListener("online", function () { state.netFailed = false; showNet(); afterReconnect(); });
+  window.addEventListener("online", function () { state.netFailed = false; showNet(); afterReconnect(); flushTrack(); });
   window.addEventListener("offline", showNet);
   setInterval(function () { if (state.session && navigator.onLine && (state.netFailed || queuedCount > 0)) afterReconnect(); }, 15000);
   function afterReconnect() { if (!state.session) return; sync().then(function () { if (online()) refresh(); }); }
@@ -300,6 +300,7 @@
   // delete everything this app keeps about the worker and their grid: the IndexedDB database,
   // and any cache that is not the shell's (the shell holds no personal data)
   function wipe() {
+    unwatch(); state.patrol = null; showPatrol();
     if (state.db) { state.db.close(); state.db = null; }
     var caches_ = window.caches ? caches.keys().then(function (names) {
       return Promise.all(names.filter(function (n) { return n.indexOf("onemap-field-shell-") !== 0; }).map(function (n) { return caches.delete(n); }));
@@ -494,6 +495,7 @@
         body.setAttribute("data-type", "buildings"); body.setAttribute("data-id", id);
         body.appendChild(versionLine(b));
         body.appendChild(fieldList("buildings", b.properties));
+        body.appendChild(verifyBlock("buildings", b));
         var addrs = r[2].filter(function (a) { return a.properties.building_id === id; });
         if (addrs.length) {
           body.appendChild(el("h3", null, "地址 Addresses"));
@@ -528,6 +530,7 @@
         body.appendChild(versionLine(h));
         waitingNotice(body, r[0].waiting);
         body.appendChild(fieldList("houses", h.properties));
+        body.appendChild(verifyBlock("houses", h));
         body.appendChild(recordActions("houses", h));
         var people = r[1].filter(function (p) { return p.properties.house_id === id; });
         body.appendChild(el("h3", null, "居民 Residents（" + people.length + "）"));
@@ -550,8 +553,10 @@
       return current("addresses", id).then(function (r) {
         if (!r.record) return missing(body, "addresses");
         $("sheet-title").textContent = "地址";
+        body.setAttribute("data-type", "addresses"); body.setAttribute("data-id", id);
         body.appendChild(versionLine(r.record));
         body.appendChild(fieldList("addresses", r.record.properties));
+        body.appendChild(verifyBlock("addresses", r.record));
         if (r.record.properties.building_id) {
           body.appendChild(el("button", { type: "button", onclick: function () { openView(buildingView(r.record.properties.building_id)); } }, "所在建筑 Building ›"));
         }
@@ -569,6 +574,7 @@
         body.appendChild(versionLine(r.record));
         waitingNotice(body, r.waiting);
         body.appendChild(fieldList(type, r.record.properties, pending));
+        body.appendChild(verifyBlock(type, r.record));
         body.appendChild(recordActions(type, r.record));
         if (type === "residents" && r.record.properties.house_id) {
           body.appendChild(el("button", { type: "button", "class": "link", onclick: function () { openView(houseView(r.record.properties.house_id)); } }, "所住房屋 House ›"));
@@ -903,6 +909,269 @@
     });
   }
 
+  // --- patrols (巡查) ---------------------------------------------------------------------------
+  // A patrol starts and ends on the server (POST /field/patrols, …/end). While it runs, the
+  // browser's positions (watchPosition) are kept in IndexedDB (meta "patrol": the patrol and the
+  // points not yet sent) and sent in batches to /field/patrols/{id}/track: offline they wait on
+  // the device and go when the network is back (every 15 s, on reconnecting, and before the end).
+  // Each point's time is the position's, never before the patrol's start nor before the point
+  // before it (the server checks both). Verifying (核实), reporting a hazard, starting and ending
+  // need the network; the screen says so when there is none.
+  var BATCH = 5, patrolWatch = null;
+  var HAZARD_CATEGORIES = [["fire", "消防"], ["gas", "燃气"], ["structural", "房屋结构"], ["flood", "防汛"], ["traffic", "交通"], ["production", "安全生产"], ["electrical", "用电"]];
+  var LEVELS = [["4", "4级 一般（默认）"], ["3", "3级"], ["2", "2级"], ["1", "1级 最严重"]];
+  function patrolSave() {
+    if (!state.patrol) return delOne("meta", "patrol").catch(function () {});
+    return putOne("meta", { key: "patrol", value: state.patrol });
+  }
+  function patrolNote(text) { $("patrol-note").textContent = text || ""; }
+  function showPatrol() {
+    var p = state.patrol, bar = $("patrol-bar");
+    bar.setAttribute("data-state", p ? "running" : "idle");
+    $("patrol-start").hidden = !!p;
+    $("patrol-status").hidden = $("patrol-hazard").hidden = $("patrol-end").hidden = !p;
+    document.body.setAttribute("data-patrol", p ? String(p.id) : "");
+    document.body.setAttribute("data-patrol-points", p ? String(p.recorded) : "0");
+    document.body.setAttribute("data-patrol-pending", p ? String(p.pending.length) : "0");
+    document.body.setAttribute("data-patrol-sent", p ? String(p.sent || 0) : "0");
+    if (!p) return;
+    $("patrol-status").textContent = "巡查中 · 轨迹 " + ((p.sent || 0) + p.pending.length) + " 点" +
+      (p.pending.length ? "（" + p.pending.length + " 待上传" + (online() ? "" : "，离线") + "）" : "") +
+      " · 核实 " + p.verified + " · 隐患 " + p.hazards;
+  }
+  function begin(s) {
+    state.patrol = {
+      id: s.id, started_at: s.started_at, floor: Math.max(Date.parse(s.started_at) + 1, s.track_points ? Date.now() : 0),
+      pending: [], last: null, recorded: 0, sent: s.track_points || 0,
+      verified: (s.verified || []).length, hazards: (s.hazards || []).length
+    };
+    return patrolSave().then(function () { patrolNote(""); watch(); showPatrol(); });
+  }
+  function startPatrol() {
+    if (state.patrol) return Promise.resolve();
+    if (!online()) { patrolNote("开始巡查需要联网 Starting a patrol needs the network."); return Promise.resolve(); }
+    $("patrol-start").disabled = true;
+    return api("POST", "/field/patrols").then(function (r) {
+      var detail = (r.body && r.body.detail) || "";
+      var running = r.status === 409 && /patrol (\d+) is still running/.exec(detail);
+      if (running) {  // a patrol left running (another device, a cleared browser): carry on with it
+        return api("GET", "/field/patrols/" + running[1]).then(function (g) { if (g.ok) return begin(g.body); });
+      }
+      if (r.status === 401) { needLogin(); return; }
+      if (!r.ok) { message($("patrol-note"), detail || "HTTP " + r.status); return; }
+      return begin(r.body);
+    }).catch(function () { patrolNote("网络不可用 no network"); }).then(function () { $("patrol-start").disabled = false; });
+  }
+  function watch() {
+    if (patrolWatch !== null) return;
+    if (!navigator.geolocation) { patrolNote("本机无法定位：轨迹不能记录 no geolocation"); return; }
+    patrolWatch = navigator.geolocation.watchPosition(onPosition, function (e) {
+      // a lost fix is said until the next position clears it; the watch keeps running
+      document.body.setAttribute("data-patrol-gps", "error");
+      patrolNote(e && e.code === 1 ? "请允许定位，否则无法记录轨迹 allow location to record the track" : "暂时无法获取位置，继续尝试… no position yet, still trying");
+    }, { enableHighAccuracy: true, maximumAge: 0, timeout: 60000 });
+  }
+  function unwatch() {
+    if (patrolWatch !== null && navigator.geolocation) navigator.geolocation.clearWatch(patrolWatch);
+    patrolWatch = null;
+  }
+  // one position (from watchPosition, or the test hook window.onemapField.position)
+  function onPosition(pos) {
+    var lon = pos.coords.longitude, lat = pos.coords.latitude, p = state.patrol;
+    state.position = [lat, lon];
+    if (document.body.getAttribute("data-patrol-gps") === "error") patrolNote("");
+    document.body.setAttribute("data-patrol-gps", "ok");
+    if (state.layers.me) {
+      state.layers.me.clearLayers();
+      L.circleMarker([lat, lon], { radius: 7, color: "#fff", weight: 2, fillColor: "#1d4ed8", fillOpacity: 1 }).addTo(state.layers.me);
+    }
+    if (!p || (p.last && p.last[0] === lon && p.last[1] === lat)) return;
+    var t = Math.max(pos.timestamp || Date.now(), p.floor);
+    p.floor = t;
+    p.last = [lon, lat, new Date(t).toISOString()];
+    p.pending.push(p.last);
+    p.recorded++;
+    showPatrol();
+    patrolSave().then(function () { if (p.pending.length >= BATCH) flushTrack(); });
+  }
+  function flushTrack() {
+    var p = state.patrol;
+    if (!p || !p.pending.length || !online() || !state.session) return Promise.resolve();
+    if (state.flushing) return state.flushing;
+    var part = p.pending.slice(0, 1000), more = false;
+    state.flushing = api("POST", "/field/patrols/" + p.id + "/track", { points: part }).then(function (r) {
+      if (r.status === 401) { needLogin(); return; }
+      if (r.status === 404 || r.status === 409) {  // ended or gone elsewhere: nothing more to send
+        state.patrol = null; unwatch();
+        message($("patrol-note"), (r.body && r.body.detail) || "HTTP " + r.status);
+        return patrolSave();
+      }
+      if (!r.ok) {  // points the server will never take: dropped, and said
+        p.pending.splice(0, part.length);
+        message($("patrol-note"), (r.body && r.body.detail) || "HTTP " + r.status);
+        return patrolSave();
+      }
+      p.pending.splice(0, part.length);
+      p.sent = r.body.points;
+      more = p.pending.length > 0;
+      return patrolSave();
+    }).catch(function () {}).then(function () {
+      state.flushing = null;
+      showPatrol();
+      if (more) return flushTrack();
+    });
+    return state.flushing;
+  }
+  setInterval(function () { if (state.patrol) flushTrack(); }, 15000);
+  function endPatrol() {
+    var p = state.patrol;
+    if (!p) return Promise.resolve();
+    if (!online()) { patrolNote("结束巡查需要联网；轨迹已保存在本机 Ending needs the network; the track is kept."); return Promise.resolve(); }
+    unwatch();
+    $("patrol-end").disabled = true;
+    return flushTrack().then(function () {
+      if (p.pending.length) { watch(); patrolNote("轨迹未能全部上传，请稍后再试 the track is not all sent yet"); return; }
+      return api("POST", "/field/patrols/" + p.id + "/end").then(function (r) {
+        if (r.status === 409) return api("GET", "/field/patrols/" + p.id);
+        return r;
+      }).then(function (r) {
+        if (!r.ok) { watch(); message($("patrol-note"), (r.body && r.body.detail) || "HTTP " + r.status); return; }
+        state.patrol = null;
+        patrolNote("");
+        return patrolSave().then(function () { showPatrol(); return openView(summaryView(r.body)); });
+      });
+    }).catch(function () { watch(); patrolNote("网络不可用 no network"); }).then(function () { $("patrol-end").disabled = false; });
+  }
+  function resumePatrol() {
+    return getOne("meta", "patrol").then(function (m) {
+      state.patrol = m && m.value;
+      if (state.patrol) watch();
+      showPatrol();
+      if (state.patrol && online()) flushTrack();
+    });
+  }
+  $("patrol-start").addEventListener("click", startPatrol);
+  $("patrol-end").addEventListener("click", endPatrol);
+  $("patrol-hazard").addEventListener("click", function () { openView(hazardView()); });
+
+  function summaryView(s) {
+    return function (body) {
+      $("sheet-title").textContent = "巡查小结 Patrol summary";
+      body.setAttribute("data-type", "patrol"); body.setAttribute("data-id", s.id);
+      var minutes = Math.max(0, Math.round((Date.parse(s.ended_at) - Date.parse(s.started_at)) / 60000));
+      var dl = el("dl", {
+        "class": "fields", id: "patrol-summary", "data-patrol": s.id, "data-buildings": s.buildings.length,
+        "data-verified": s.verified.length, "data-changed": (s.changed || []).length, "data-hazards": s.hazards.length
+      });
+      [["状态", s.status_zh], ["时长", minutes + " 分钟"], ["轨迹", s.track_points + " 点 · " + Math.round(s.length_m) + " 米"],
+        ["走访建筑", s.buildings.length + " 栋"], ["核实记录", s.verified.length + " 条"],
+        ["修改记录", (s.changed || []).length + " 条"], ["上报隐患", s.hazards.length + " 处"]].forEach(function (row) {
+        dl.appendChild(el("dt", null, row[0]));
+        dl.appendChild(el("dd", null, row[1]));
+      });
+      body.appendChild(el("p", { "class": "notice" }, "巡查已结束，记录已保存到服务器。The patrol has ended and is kept on the server."));
+      body.appendChild(dl);
+      return Promise.resolve();
+    };
+  }
+
+  // 核实 无误: "checked, still true" — a stamp on the record (verified_at/by); its version stays
+  function verifyBlock(type, rec) {
+    var box = el("div", { "class": "verify", id: "verify-box" });
+    var btn = el("button", { type: "button", "class": "primary", id: "verify-record" }, "核实 无误 Verify");
+    var stamp = el("p", { "class": "hint", id: "verify-stamp" });
+    var err = el("p", { "class": "error", id: "verify-error", role: "alert" });
+    var p = rec.properties || {};
+    stamp.textContent = p.verified_at ? "上次核实 " + new Date(p.verified_at).toLocaleString("zh-CN") + (p.verified_by ? " · " + p.verified_by : "") : "尚未核实 not verified yet";
+    btn.addEventListener("click", function () {
+      err.textContent = "";
+      if (!online()) { err.textContent = "核实需要联网 Verifying needs the network."; return; }
+      btn.disabled = true;
+      var patrol = state.patrol;
+      api("POST", "/field/verify", { record_type: type, record_id: rec.id, patrol_id: patrol ? patrol.id : null }).then(function (r) {
+        btn.disabled = false;
+        if (r.status === 401) { needLogin(); return; }
+        if (!r.ok) { message(err, (r.body && r.body.detail) || "HTTP " + r.status, type); return; }
+        var v = r.body, same = v.version === rec.version;
+        stamp.textContent = "已核实 " + new Date(v.verified_at).toLocaleString("zh-CN") + " · " + v.verified_by +
+          " · 版本 v" + v.version + (same ? "（未变 unchanged）" : "（本机为 v" + rec.version + "）") + (v.patrol_id ? " · 巡查 " + v.patrol_id : "");
+        stamp.setAttribute("data-verified-by", v.verified_by);
+        stamp.setAttribute("data-verified-at", v.verified_at);
+        stamp.setAttribute("data-version", v.version);
+        box.setAttribute("data-verified", "1");
+        rec.properties = Object.assign({}, rec.properties, { verified_at: v.verified_at, verified_by: v.verified_by });
+        if (patrol && state.patrol === patrol) { patrol.verified++; showPatrol(); patrolSave(); }
+        return putOne("records", rec);
+      }, function () { btn.disabled = false; err.textContent = "网络不可用 no network"; });
+    });
+    box.appendChild(btn);
+    box.appendChild(stamp);
+    box.appendChild(err);
+    return box;
+  }
+
+  // 上报隐患: category, level, description, a photo (camera or file), where the worker is now
+  function hazardView() {
+    return function (body) {
+      $("sheet-title").textContent = "上报隐患 Report a hazard";
+      body.setAttribute("data-type", "hazard");
+      var p = state.patrol;
+      if (!p) { body.appendChild(el("p", { "class": "notice" }, "请先开始巡查 Start a patrol first.")); return Promise.resolve(); }
+      var form = el("form", { id: "hazard-form", novalidate: "novalidate" });
+      var cat = el("select", { name: "category", required: "required" });
+      HAZARD_CATEGORIES.forEach(function (c) { cat.appendChild(el("option", { value: c[0] }, c[1] + " " + c[0])); });
+      var level = el("select", { name: "level" });
+      LEVELS.forEach(function (l) { level.appendChild(el("option", { value: l[0] }, l[1])); });
+      var text = el("textarea", { name: "description", maxlength: "2000", required: "required", placeholder: "隐患情况，如：消防通道堵塞" });
+      var photo = el("input", { name: "photo", type: "file", accept: "image/jpeg,image/png,image/webp", capture: "environment", id: "hazard-photo" });
+      [["类别 Category *", cat], ["等级 Level（由办公室核定）", level], ["描述 Description *", text], ["照片 Photo", photo]].forEach(function (x) {
+        var lab = el("label", null, x[0]);
+        lab.appendChild(x[1]);
+        form.appendChild(lab);
+      });
+      var where = state.position;
+      form.appendChild(el("p", { "class": "hint", id: "hazard-where" }, where ? "位置：我的位置 " + where[1].toFixed(6) + ", " + where[0].toFixed(6) : "还没有定位：请允许定位后再上报 no position yet"));
+      var err = el("p", { "class": "error", id: "hazard-error", role: "alert" });
+      form.appendChild(err);
+      var actions = el("div", { "class": "actions" });
+      var send = el("button", { type: "submit", "class": "primary", id: "hazard-send" }, "上报 Report");
+      actions.appendChild(send);
+      form.appendChild(actions);
+      form.addEventListener("submit", function (e) {
+        e.preventDefault();
+        err.textContent = "";
+        var pos = state.position;
+        if (!text.value.trim()) { err.textContent = "请填写隐患描述 describe the hazard"; return; }
+        if (!pos) { err.textContent = "还没有定位：请允许定位 no position yet"; return; }
+        if (!online()) { err.textContent = "上报隐患需要联网 Reporting needs the network."; return; }
+        var data = new FormData();
+        data.append("category", cat.value);
+        data.append("level", level.value);
+        data.append("description", text.value.trim());
+        data.append("lon", String(pos[1]));
+        data.append("lat", String(pos[0]));
+        if (photo.files && photo.files[0]) data.append("photo", photo.files[0], photo.files[0].name);
+        send.disabled = true;
+        fetch(ROOT + "/field/patrols/" + p.id + "/hazards", {
+          method: "POST", body: data, cache: "no-store",
+          headers: { Accept: "application/json", Authorization: "Bearer " + state.session.token }
+        }).then(function (r) {
+          return r.text().then(function (t) { var j = null; try { j = JSON.parse(t); } catch (x) { j = null; } return { ok: r.ok, status: r.status, body: j }; });
+        }).then(function (r) {
+          send.disabled = false;
+          if (!r.ok) { message(err, (r.body && r.body.detail) || "HTTP " + r.status); return; }
+          var props = r.body.properties || {}, hid = r.body.id || props.id;
+          if (state.patrol === p) { p.hazards++; showPatrol(); patrolSave(); }
+          form.hidden = true;
+          body.appendChild(el("p", { "class": "notice", id: "hazard-done", "data-hazard": hid },
+            "已上报 Reported：" + (props.code || "#" + hid) + " · " + (props.status_zh || "已上报") + (photo.files && photo.files[0] ? " · 附照片 1 张" : "")));
+        }, function () { send.disabled = false; err.textContent = "网络不可用 no network"; });
+      });
+      body.appendChild(form);
+      return Promise.resolve();
+    };
+  }
+
   // --- start ------------------------------------------------------------------------------------
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register(ROOT + "/field/sw.js", { scope: ROOT + "/field" }).then(function () {
@@ -912,14 +1181,20 @@
       $("map-note").textContent = "离线功能不可用 offline use unavailable: " + e.message;
     });
   }
-  window.onemapField = { signedIn: signedIn, signOut: signOut, sync: sync, refresh: refresh, open: openRecord, search: search, tab: tab, dbName: DB_NAME };
+  // position: the test hook of the patrol's track (see onPosition): feeds one position into the
+  // same path as the browser's watchPosition
+  window.onemapField = {
+    signedIn: signedIn, signOut: signOut, sync: sync, refresh: refresh, open: openRecord, search: search, tab: tab, dbName: DB_NAME,
+    position: function (lon, lat) { onPosition({ coords: { longitude: lon, latitude: lat, accuracy: 5 }, timestamp: Date.now() }); },
+    flushTrack: function () { return flushTrack(); }
+  };
   showNet();
   getOne("meta", "session").then(function (m) {
     state.session = m && m.value;
     if (!state.session) { showLogin(); return; }
     if (state.session.expires_at && Date.parse(state.session.expires_at) < Date.now()) { needLogin(); return; }
     showApp();
-    return drawAll().then(renderOutbox).then(renderReviews).then(function () {
+    return drawAll().then(renderOutbox).then(renderReviews).then(resumePatrol).then(function () {
       if (online()) return sync().then(refresh);
     });
   }).catch(function (e) {
