@@ -24,8 +24,11 @@ venv: $(VENV)/.installed
 # needed by the tests that read our service with GDAL's own OGC API client, and Debian's Chromium
 # with its driver by the browser tests (never a downloaded browser).
 # and a CJK font, so that the browser tests' screenshots show Chinese (as a user's machine does).
+# Debian's QGIS and PyQGIS for tests/test_qgis.py (QGIS reads the layers and opens each map's
+# project, headless; about 2 minutes to install, about 1 minute to run).
 SYSTEM_TOOLS := ogrinfo:gdal-bin chromium:chromium chromedriver:chromium-driver \
-	/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei
+	/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei \
+	/usr/bin/qgis:qgis /usr/lib/python3/dist-packages/qgis/core/__init__.py:python3-qgis
 system:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  tool=$${pair%%:*}; { command -v $$tool || test -e $$tool; } >/dev/null 2>&1 || \

@@ -30,6 +30,7 @@ from api.routes import (
     health,
     ogc,
     ogc_tiles,
+    qgis_projects,
     raster_tiles,
     record_editing,
     safety_alarms,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads,
         city_imports,
         city_checkup,
+        qgis_projects,  # /maps/{map_id}/project.qgs, beside the map's own routes
         vector_tiles,
         ogc_tiles,
         raster_tiles,

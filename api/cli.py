@@ -19,7 +19,7 @@ from api.cli_assets import assets_app
 from api.cli_checkup import checkup_app
 from api.cli_city import city_app
 from api.cli_layers import layers_app
-from api.cli_tiles import map_app, tiles_app
+from api.cli_tiles import map_app, maps_app, tiles_app
 from api.cluster import Cluster, ClusterError
 from geo.settings import Settings
 
@@ -37,6 +37,7 @@ app.add_typer(checkup_app, name="checkup")
 app.add_typer(assets_app, name="assets")
 app.add_typer(tiles_app, name="tiles")
 app.add_typer(map_app, name="map")
+app.add_typer(maps_app, name="maps")
 
 
 def _settings() -> Settings:

@@ -119,3 +119,39 @@ def export_map(
         _fail(str(exc))
     out.write_bytes(content)
     console.print(f"wrote {len(features):,} features of {layer.title_zh} to {out}")
+
+
+maps_app = typer.Typer(help="The maps: each as a QGIS project.", no_args_is_help=True)
+
+
+@maps_app.command("qgis")
+def qgis_project(
+    map_id: str = typer.Argument(..., help="base, checkup, assets or safety."),
+    out: Path = typer.Option(None, "--out", help="The .qgs to write (default: MAP.qgs)."),
+    url: str = typer.Option(
+        None, "--url", help="The service's address as QGIS reaches it (default: ONEMAP_PUBLIC_URL)."
+    ),
+) -> None:
+    """Write the map as a QGIS project (the same file as GET /maps/MAP/project.qgs): its
+    vector tiles styled as on the web and its layers as OGC API – Features. No token is written:
+    QGIS users attach their own authentication configuration."""
+    from geo.database import connect
+    from geo.errors import NotFound
+    from geo.policy.roles import Viewer
+    from geo.settings import Settings
+    from tiles.maps import extent, map_spec, visible_layers
+    from tiles.qgis_project import project_xml
+
+    root = url or Settings.from_env().service.public_url or "http://127.0.0.1:8000"
+    who = Viewer(username="cli:qgis-project", role="admin")  # the server still checks each read
+    try:
+        spec = map_spec(map_id)
+        with connect() as conn:
+            layers = visible_layers(conn, spec, who)
+    except NotFound as exc:
+        _fail(str(exc))
+    kinds = {layer.id: layer.geometry_type or "" for layer in layers}
+    titles = {layer.id: layer.title_zh for layer in layers}
+    out = out or Path(f"{spec.id}.qgs")
+    out.write_bytes(project_xml(spec, root, kinds, titles, extent(layers)))
+    console.print(f"wrote {spec.title_zh} ({len(layers)} layers) to {out}: open it in QGIS")

@@ -29,6 +29,7 @@ from sqlalchemy import (
     column,
     func,
     literal,
+    null,
     select,
     table,
     true,
@@ -58,6 +59,7 @@ MAX_LIMIT = 10_000
 #: far past any layer's end, and far below PostgreSQL's bigint (an offset is an integer at the edge)
 MAX_OFFSET = 10**12
 DEFAULT_LIMIT = 10
+NOT_JSON_NUMBERS = [float("nan"), float("inf"), float("-inf")]
 SQL_TYPES = {"integer": BigInteger, "number": Float, "boolean": Boolean, "string": String}
 MASK_FUNCTIONS = {
     "phone": "onemap_mask_phone",
@@ -286,8 +288,16 @@ def _queryable_parameters(layer: Layer, t, equals: dict[str, list[str]], plan: R
     return clauses
 
 
+def _served_id(layer: Layer, plan: ReadPlan) -> list[str]:
+    """The id column, served as a property too (as tipg does): QGIS 3.22 numbers features 1…n
+    itself and shows the top-level ``id`` nowhere. Only where the plan serves the column, and it
+    is the top-level id's own value, so it tells no one anything new."""
+    name = layer.id_field
+    return [name] if name in plan.columns and name not in plan.personal else []
+
+
 def _properties(layer: Layer, t, q: ItemQuery, plan: ReadPlan):
-    names = [c["name"] for c in layer.property_columns(plan)]
+    names = _served_id(layer, plan) + [c["name"] for c in layer.property_columns(plan)]
     if q.properties is not None:
         unknown = [p for p in q.properties if p not in names]
         if unknown:
@@ -299,6 +309,10 @@ def _properties(layer: Layer, t, q: ItemQuery, plan: ReadPlan):
     for name in names:
         expr = t.c[name]
         kind = plan.personal.get(name)
+        if isinstance(t.c[name].type, Float) and kind is None:
+            # JSON has no NaN or infinity: json_build_object would write them as strings, and a
+            # client guessing the column's type from them would take it for text
+            expr = case((expr.in_(NOT_JSON_NUMBERS), null()), else_=expr)
         if kind is not None:
             hidden = getattr(func, MASK_FUNCTIONS[kind])(expr)
             if name not in plan.raw:
@@ -452,9 +466,10 @@ def queryables(layer: Layer, plan: ReadPlan, titles: dict[str, str] | None = Non
                 "x-ogc-role": "primary-geometry",
             }
             continue
-        entry = {"type": c["type"], "title": titles.get(c["name"], c["name"])}
-        if c.get("db_type") in ("timestamp with time zone", "date"):
-            entry["format"] = "date-time" if c["db_type"].startswith("timestamp") else "date"
+        entry = {"title": titles.get(c["name"], c["name"])} | _schema_type(c, nullable=False)
+        role = _role(layer, c["name"])
+        if role:
+            entry["x-ogc-role"] = role
         props[c["name"]] = entry
     return {
         "$schema": "https://json-schema.org/draft/2019-09/schema",
@@ -469,9 +484,19 @@ def queryables(layer: Layer, plan: ReadPlan, titles: dict[str, str] | None = Non
     }
 
 
-def _schema_type(column: dict) -> dict:
+def _role(layer: Layer, name: str) -> str | None:
+    """The property's Part 5 role: the id, or the time ``datetime`` applies to."""
+    if name == layer.id_field:
+        return "id"
+    return "primary-instant" if name == layer.time_field else None
+
+
+def _schema_type(column: dict, nullable: bool = True) -> dict:
+    """The column's JSON Schema type, with ``format`` for times: a client (GDAL, QGIS ≥ 3.32)
+    need not guess a type from a first page of nulls. ``nullable``: "null" where it may be."""
     kind = column.get("type") or "string"
-    entry: dict = {"type": [kind, "null"] if column.get("nullable", True) else kind}
+    nullable = nullable and column.get("nullable", True)
+    entry: dict = {"type": [kind, "null"] if nullable else kind}
     db_type = column.get("db_type") or ""
     if db_type == "date":
         entry["format"] = "date"
@@ -496,10 +521,13 @@ def schema(layer: Layer, plan: ReadPlan, titles: dict[str, str]) -> dict:
             }
             continue
         entry = {"title": titles.get(name, name)} | _schema_type(c)
-        if name == layer.id_field:
-            entry["x-ogc-role"] = "id"
-        elif name == layer.time_field:
-            entry["x-ogc-role"] = "primary-instant"
+        role = _role(layer, name)
+        if role:
+            entry["x-ogc-role"] = role
+        if name in plan.personal and (name not in plan.raw or plan.raw_grids is not None):
+            # masks are texts (a masked date is its year), and so is a value raw in some grids
+            entry["type"] = ["string", "null"]
+            entry.pop("format", None)
         if name in plan.personal and name not in plan.raw:
             entry["description"] = "个人信息，已脱敏 personal data, masked"
         props[name] = entry

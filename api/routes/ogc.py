@@ -7,7 +7,8 @@ write JSON/GeoJSON or the HTML page. Personal data is masked there, by role.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
@@ -227,6 +228,10 @@ def _collection(request: Request, layer: Layer, temporal: list | None = None) ->
         "x-opening-level-zh": OPENING_ZH.get(layer.opening_level),
         "x-last-loaded": layer.last_loaded.isoformat() if layer.last_loaded else None,
     }
+    if layer.time_field:
+        # which property ``datetime`` filters on: OGC names it only in the schema and queryables
+        # (x-ogc-role primary-instant, Part 5), which a client reads after the collection
+        body["x-onemap-datetime-property"] = layer.time_field
     if layer.extent:
         body["extent"] = {"spatial": {"bbox": [layer.extent], "crs": F.CRS84}}
         if temporal:
@@ -403,14 +408,65 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
     return parts[0], parts[1], parts[2], parts[3]
 
 
-def _instant(value: str) -> datetime | None:
+#: an RFC 3339 date-time or full-date; leniently also no offset (UTC), no seconds, a space for T
+RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?([Zz]|[+-]\d{2}:\d{2})?)?",
+    re.ASCII,
+)
+#: instants Python cannot hold (year 0000, or 9999-12-31 west of UTC) become its first or last
+#: one: no stored time lies before year 1 or after 9999, so the answer is the same
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def _moment(value: str, parts: tuple) -> datetime:
+    """The matched parts as a UTC datetime, by hand: ``fromisoformat`` refuses year 0000."""
+    year, month, day, hour, minute, second, fraction, zone = parts
+    second = int(second or 0)
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    if second == 60:  # a leap second (RFC 3339 allows 60): its last microsecond before it
+        second, micro = 59, 999_999
+    offset = timedelta(0)
+    if zone and zone not in "Zz":
+        sign = -1 if zone[0] == "-" else 1
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if hours > 23 or minutes > 59:
+            raise ValueError(value)
+        offset = sign * timedelta(hours=hours, minutes=minutes)
+    year = int(year)
+    shift = 400 if year == 0 else 0  # the Gregorian calendar repeats every 400 years
+    local = datetime(
+        year + shift, int(month), int(day), int(hour or 0), int(minute or 0), second, micro
+    )
+    try:
+        utc = local - offset
+    except OverflowError:  # beyond 9999-12-31T23:59:59.999999Z
+        return LATEST
+    if utc.year - shift < 1:
+        return EARLIEST
+    return utc.replace(year=utc.year - shift, tzinfo=UTC)
+
+
+def _instant(value: str) -> tuple[datetime, datetime] | None:
+    """An RFC 3339 date-time, or a date (the whole day, UTC), as its first and last moment;
+    ``..`` or nothing is an open end (None)."""
+    value = value.strip()
     if value in ("..", ""):
         return None
+    found = RFC3339.fullmatch(value)
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if found is None:
+            raise ValueError(value)
+        first = _moment(value, found.groups())
     except ValueError as exc:
-        raise BadRequest(f"datetime '{value}' is not RFC 3339 (e.g. 2026-01-01T00:00:00Z)") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        raise BadRequest(
+            f"datetime '{value}' is not RFC 3339: give 2026-01-01T00:00:00Z, 2026-01-01, "
+            "or an interval a/b with .. (or nothing) for an open end"
+        ) from exc
+    if found.group(4) is not None:
+        return first, first
+    return first, _moment(value, (*found.groups()[:3], "23", "59", "59", "999999", None))
 
 
 def _datetime(value: str | None):
@@ -419,11 +475,11 @@ def _datetime(value: str | None):
     if "/" in value:
         start, _, end = value.partition("/")
         low, high = _instant(start), _instant(end)
-        if low and high and low > high:
+        low_at, high_at = low and low[0], high and high[1]
+        if low_at and high_at and low_at > high_at:
             raise BadRequest("datetime interval starts after it ends")
-        return low, high
-    moment = _instant(value)
-    return moment, moment
+        return low_at, high_at
+    return _instant(value)  # None (no condition) for a bare .. or nothing
 
 
 def _sortby(value: str | None) -> list[tuple[str, bool]]:
