@@ -448,3 +448,9 @@ def to_crs(
     out = gdf.copy()
     out[gdf.geometry.name] = geopandas.GeoSeries(geometry, index=gdf.index)
     return out.set_crs(_output_crs(dst_ref), allow_override=True)
+
+
+def margin_degrees(radius_m: float, lat: float) -> float:
+    """A box margin in degrees that holds ``radius_m`` in every direction at latitude ``lat``:
+    the index prefilter (``geom && ST_Expand(point, margin)``) before an exact metric distance."""
+    return radius_m / (111_320.0 * max(math.cos(math.radians(abs(lat) + 1)), 0.05)) * 1.05

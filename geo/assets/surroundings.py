@@ -29,7 +29,7 @@ from pyproj import Transformer
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geo.crs import CGCS2000
+from geo.crs import CGCS2000, margin_degrees
 from geo.errors import NotFound
 from geo.population import PEOPLE_BY_BUILDING_SQL
 
@@ -130,11 +130,6 @@ def _residents(conn: Connection, footprint, to_metric: Transformer, srid: int) -
     return out
 
 
-def _degrees(radius_m: float, lat: float) -> float:
-    """A box margin in degrees that holds ``radius_m`` in every direction at ``lat``."""
-    return radius_m / (111_320.0 * max(math.cos(math.radians(abs(lat) + 1)), 0.05)) * 1.05
-
-
 def _roads(conn: Connection, asset_id: int, srid: int) -> tuple[list[dict], dict | None]:
     rows = conn.execute(
         text(
@@ -192,14 +187,14 @@ def surroundings(conn: Connection, asset_id: int, srid: int) -> dict:
         _near("facilities", srid, "t.kind, count(*)", "t.kind"),
         asset_id,
         FACILITY_RADIUS_M,
-        _degrees(FACILITY_RADIUS_M, lat),
+        margin_degrees(FACILITY_RADIUS_M, lat),
     )
     organisations = _counts(
         conn,
         _near("organisations", srid, "t.kind, count(*)", "t.kind"),
         asset_id,
         ORGANISATION_RADIUS_M,
-        _degrees(ORGANISATION_RADIUS_M, lat),
+        margin_degrees(ORGANISATION_RADIUS_M, lat),
     )
     hazards = _counts(
         conn,
@@ -211,7 +206,7 @@ def surroundings(conn: Connection, asset_id: int, srid: int) -> dict:
         ),
         asset_id,
         HAZARD_RADIUS_M,
-        _degrees(HAZARD_RADIUS_M, lat),
+        margin_degrees(HAZARD_RADIUS_M, lat),
     )
     landuse = conn.execute(
         text(
@@ -224,7 +219,7 @@ def surroundings(conn: Connection, asset_id: int, srid: int) -> dict:
                   AND ST_Intersects(ST_Transform(t.geom, {srid}), a.ring)
                 GROUP BY t.class_code ORDER BY 3 DESC"""
         ),
-        {"id": asset_id, "r": LANDUSE_RADIUS_M, "margin": _degrees(LANDUSE_RADIUS_M, lat)},
+        {"id": asset_id, "r": LANDUSE_RADIUS_M, "margin": margin_degrees(LANDUSE_RADIUS_M, lat)},
     ).all()
     buffer_area = float(
         shapely.area(

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 
 from geo.addressing import FUZZY_AT_LEAST, geocode, normalise
 from geo.checkup.fire import SPEEDS_KMH, road_graph
-from geo.crs import CGCS2000
+from geo.crs import CGCS2000, margin_degrees
 from geo.errors import BadRequest, Invalid
 from geo.models.facts import Organisation
 from geo.models.hazards import DutyContact
@@ -224,11 +224,6 @@ def _candidates(conn: Connection, address: str) -> list[dict]:
 # --- the answer -------------------------------------------------------------------------------
 
 
-def _degrees(radius_m: float, lat: float) -> float:
-    """A box margin in degrees that holds ``radius_m`` in every direction at ``lat``."""
-    return radius_m / (111_320.0 * max(math.cos(math.radians(abs(lat) + 1)), 0.05)) * 1.05
-
-
 def _plans(viewer: Viewer) -> tuple[ReadPlan, ReadPlan]:
     """How contacts and key units' legal persons are shown: raw to safety and admin only."""
     raw = viewer.role in ("safety", "admin")
@@ -301,7 +296,7 @@ def respond(
         )
     x, y = (float(v) for v in _transformer(srid).transform(lon, lat))
     margins = {
-        f"margin_{r}": _degrees(r, lat)
+        f"margin_{r}": margin_degrees(r, lat)
         for r in {KEY_UNIT_RADIUS_M, HYDRANT_RADIUS_M, NEARBY_RADIUS_M, RESIDENT_RADIUS_M}
     }
     near = {**params, **margins, "now": now}
