@@ -138,6 +138,42 @@ def db_migrate(
     console.print(f"schema at revision {migrate.current_revision(url) or 'base (empty)'}")
 
 
+@db_app.command("partitions")
+def db_partitions(
+    drop_older: bool = typer.Option(
+        False,
+        "--drop-older",
+        help="Also drop the monthly partitions older than ONEMAP_READINGS_RETENTION_MONTHS "
+        "(whole partitions; 0 keeps all).",
+    ),
+    ahead: int = typer.Option(3, min=0, help="Months past now to have partitions for."),
+) -> None:
+    """Sensor readings' monthly partitions: create the missing ones (ahead of time) and list them."""
+    from geo.database import database_url
+    from geo.database import engine as make_engine
+    from geo.safety import partitions
+
+    settings = _settings()
+    eng = make_engine(database_url())
+    try:
+        with eng.begin() as conn:
+            created = partitions.ensure_months(conn, ahead=ahead)
+            dropped = (
+                partitions.drop_older_than(conn, settings.safety.readings_retention_months)
+                if drop_older
+                else []
+            )
+            listed = partitions.partitions(conn)
+    finally:
+        eng.dispose()
+    for part in listed:
+        console.print(f"{part.name:<26} {part.rows:>12,} rows  {part.bound}", soft_wrap=True)
+    console.print(
+        f"created {len(created)} ({', '.join(created) or 'none'}), "
+        f"dropped {len(dropped)} ({', '.join(dropped) or 'none'})"
+    )
+
+
 # --- demo ---------------------------------------------------------------------------------------
 @demo_app.command("load")
 def demo_load(

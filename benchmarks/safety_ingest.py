@@ -4,6 +4,7 @@ Lishui-scale demo city, 10,000 sensors: ``onemap demo load --scale lishui``).
 
     python benchmarks/safety_ingest.py [--url URL] [--batch 50000] [--repeats 5]
                                        [--json results/safety-ingest-DATE.json]
+                                       [--compare-unpartitioned]
 
 Target: at least 50,000 readings/s end to end. Reported: readings/s end to end (the client's
 time from sending the body to the answer; building the body is not timed), and the parts done
@@ -11,6 +12,12 @@ in-process on the same batches: parsing and checking the lines (geo.safety.readi
 and the database part alone (COPY, INSERT … ON CONFLICT, the warning pass, commit:
 geo.safety.readings.store). One batch is then posted a second time: it must store nothing, and
 the window must hold each reading once (no loss, no duplicate) with the warnings unchanged.
+
+With ``--compare-unpartitioned`` (issue 16) the database part is also measured on the same
+batches into the month-partitioned ``sensor_readings`` and into an unpartitioned copy of it (a
+scratch table ``bench_readings_unpartitioned`` with the same columns, primary key, foreign key and
+rows, dropped at the end): each batch is stored once into each, in turns, each time in a
+transaction rolled back (commit not timed), so both start from the same readings and warnings.
 
 Every reading is dated in a marked window, 2100-01-01 onwards (later than anything the demo
 holds), on sensors without an open warning (their warnings start in the window too); both are
@@ -42,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from geo.database import database_url  # noqa: E402
 from geo.database import engine as make_engine  # noqa: E402
 from geo.policy.users import create_user, issue_token  # noqa: E402
+from geo.safety import partitions  # noqa: E402
 from geo.safety.readings import parse, store, validate  # noqa: E402
 
 TARGET = 50_000  # readings/s, end to end
@@ -95,9 +103,60 @@ def clean_up(eng) -> tuple[int, int]:
         readings = conn.execute(
             text("DELETE FROM sensor_readings WHERE observed_at >= :w"), {"w": WINDOW}
         ).rowcount
+        for part in partitions.partitions(conn):  # the window's months' partitions, now empty
+            if part.month and part.month >= WINDOW.date():
+                conn.execute(text(f"DROP TABLE {part.name}"))
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM (ANALYZE) sensor_readings, sensor_warnings"))
     return readings, warnings
+
+
+FLAT = "bench_readings_unpartitioned"
+
+
+def compare_unpartitioned(eng, sensors, minute, args, rng) -> dict:
+    """The database part (geo.safety.readings.store) on the same batches into the partitioned
+    table and into an unpartitioned copy with the same keys and rows; both rolled back."""
+    with eng.begin() as conn:
+        conn.execute(text(f"DROP TABLE IF EXISTS {FLAT}"))
+        conn.execute(
+            text(f"""CREATE TABLE {FLAT} (sensor_id bigint NOT NULL
+                         REFERENCES sensors (id) ON DELETE CASCADE,
+                     observed_at timestamptz NOT NULL, value double precision NOT NULL,
+                     PRIMARY KEY (sensor_id, observed_at))""")
+        )
+        conn.execute(text(f"INSERT INTO {FLAT} SELECT * FROM sensor_readings"))
+        partitions.ensure_for(conn, [WINDOW.date()])  # the window's month, made ahead
+    with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM (ANALYZE) {FLAT}, sensor_readings"))
+    times: dict[str, list[float]] = {"sensor_readings": [], FLAT: []}
+    try:
+        for turn in range(args.repeats):
+            body, minute = make_batch(sensors, minute, args.batch, rng)
+            with eng.connect() as conn:
+                copy_text = validate(conn, parse(body, "text/csv"))
+            order = [*times] if turn % 2 == 0 else [*times][::-1]
+            for table in order:
+                with eng.connect() as conn:
+                    tx = conn.begin()
+                    started = time.perf_counter()
+                    report = store(conn, copy_text, readings=table)
+                    times[table].append(time.perf_counter() - started)
+                    tx.rollback()
+                assert report.stored == args.batch, (table, report)
+    finally:
+        with eng.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS {FLAT}"))
+    out = {}
+    for table, seconds in times.items():
+        key = "partitioned" if table == "sensor_readings" else "unpartitioned"
+        out[key] = {
+            "seconds": [round(t, 4) for t in seconds],
+            "median_readings_per_s": rate(args.batch, statistics.median(seconds)),
+        }
+    with eng.connect() as conn:
+        out["partitions"] = len(partitions.partitions(conn))
+    return out
 
 
 def post_together(base, headers, sensors, minute, args, rng) -> tuple[dict, int]:
@@ -155,6 +214,11 @@ def main(argv=None) -> int:
         help="also post from this many gateways at once, each its own share of the sensors",
     )
     parser.add_argument("--seed", type=int, default=20261206)
+    parser.add_argument(
+        "--compare-unpartitioned",
+        action="store_true",
+        help="also time the database part into the partitioned table and an unpartitioned copy",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     url = args.url or database_url()
@@ -229,6 +293,11 @@ def main(argv=None) -> int:
             db_times.append(time.perf_counter() - parsed)
             parse_times.append(parsed - started)
             assert report.stored == args.batch, report
+        compared = (
+            compare_unpartitioned(eng, sensors, minute, args, rng)
+            if args.compare_unpartitioned
+            else None
+        )
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -277,6 +346,7 @@ def main(argv=None) -> int:
             "seconds": [round(t, 3) for t in db_times],
             "median_readings_per_s": rate(args.batch, statistics.median(db_times)),
         },
+        "partitioned_vs_unpartitioned": compared,
         "checks": checks,
         "cleaned_up": {"readings": removed[0], "warnings": removed[1], "leftovers": leftovers},
     }
@@ -294,6 +364,13 @@ def main(argv=None) -> int:
         print(
             f"{concurrent['clients']} gateways at once ({args.workers} workers): "
             f"{concurrent['readings_per_s']:,} readings/s together"
+        )
+    if compared:
+        print(
+            f"database alone, same batches: partitioned "
+            f"{compared['partitioned']['median_readings_per_s']:,}/s "
+            f"({compared['partitions']} partitions), unpartitioned "
+            f"{compared['unpartitioned']['median_readings_per_s']:,}/s"
         )
     print("checks:", json.dumps(checks))
     if args.json:

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from geo.safety.partitions import is_partition
 from geo.settings import TILE_GEOMETRY
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -19,7 +20,10 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 def derived_storage(obj, name, type_) -> bool:
     """Whether a schema object is derived storage the models do not declare (the tile geometry
-    of migration 0012 and its index): left out when models and database are compared."""
+    of migration 0012 and its index, the monthly partitions of sensor_readings of migration
+    0018): left out when models and database are compared."""
+    if type_ == "table":
+        return is_partition(name)
     if type_ == "column":
         return name == TILE_GEOMETRY
     if type_ == "index":

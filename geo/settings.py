@@ -212,6 +212,13 @@ class SafetySettings(BaseSettings):
         description="Weights of the risk score's terms (geo.safety.risk): 'name=value,…' or a "
         "JSON object; names left out keep their default.",
     )
+    readings_retention_months: int = Field(
+        default=0,
+        ge=0,
+        description="Months of sensor readings kept: monthly partitions that ended before the "
+        "first day of the month this many months back are dropped whole by `onemap db "
+        "partitions --drop-older`; 0 keeps all.",
+    )
 
     @field_validator("hazard_deadline_days")
     @classmethod

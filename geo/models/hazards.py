@@ -170,9 +170,12 @@ class Sensor(Editable, Base):
 
 
 class SensorReading(Base):
-    """传感器读数: one value per sensor per time; append-only, so no version."""
+    """传感器读数: one value per sensor per time; append-only, so no version. Partitioned by
+    month of ``observed_at`` (migration 0018, geo.safety.partitions); the partitions themselves
+    are storage the models do not declare."""
 
     __tablename__ = "sensor_readings"
+    __table_args__ = {"postgresql_partition_by": "RANGE (observed_at)"}
 
     sensor_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("sensors.id", ondelete="CASCADE"), primary_key=True
