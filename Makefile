@@ -28,7 +28,8 @@ venv: $(VENV)/.installed
 # project, headless; about 2 minutes to install, about 1 minute to run).
 SYSTEM_TOOLS := ogrinfo:gdal-bin chromium:chromium chromedriver:chromium-driver \
 	/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei \
-	/usr/bin/qgis:qgis /usr/lib/python3/dist-packages/qgis/core/__init__.py:python3-qgis
+	/usr/bin/qgis:qgis /usr/lib/python3/dist-packages/qgis/core/__init__.py:python3-qgis \
+	/usr/sbin/haproxy:haproxy /usr/sbin/pgbouncer:pgbouncer
 system:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  tool=$${pair%%:*}; { command -v $$tool || test -e $$tool; } >/dev/null 2>&1 || \

@@ -376,6 +376,55 @@ class Cluster:
                 time.sleep(0.1)
         return self.status()
 
+    def restart(self, echo=print) -> ClusterStatus:
+        """Stop and start again (a setting that needs a restart, e.g. ``wal_level``)."""
+        self.down(echo)
+        return self.up(echo)
+
+    def ensure_replication(self, echo=print) -> bool:
+        """Make the running cluster able to feed a standby and a base backup: ``wal_level =
+        replica``, WAL senders, and WAL archiving into ``<server home>/wal_archive`` (point-in-time
+        recovery replays from there). Off by default (``wal_level = minimal`` skips WAL for bulk
+        loads); switched on once, by the first replica or backup, with one restart. Returns
+        whether it restarted the cluster."""
+        archive = self.data.parent / "wal_archive"
+        archive.mkdir(mode=0o700, exist_ok=True)
+        self._own(archive)
+        wanted = {
+            "wal_level": "replica",
+            "max_wal_senders": "10",
+            "max_replication_slots": "10",
+            "hot_standby": "on",
+            "archive_mode": "on",
+            # test ! -f: never overwrite a segment already archived (the PostgreSQL docs' rule)
+            "archive_command": f"test ! -f {archive}/%f && cp %p {archive}/%f",
+            "wal_keep_size": "256MB",
+        }
+        current = dict(
+            line.split("|", 1)
+            for line in self.psql(
+                "SELECT name, setting FROM pg_settings WHERE name IN ("
+                + ",".join(f"'{n}'" for n in wanted)
+                + ")"
+            ).splitlines()
+        )
+        needs_restart = current.get("wal_level") != "replica" or current.get("archive_mode") != "on"
+        for name, value in wanted.items():
+            if current.get(name) != value and not (
+                name == "wal_keep_size" and current.get(name) == "256"
+            ):
+                quoted = value.replace("'", "''")
+                self.psql(f"ALTER SYSTEM SET {name} = '{quoted}'")
+        if needs_restart:
+            echo("Restarting PostgreSQL with wal_level = replica and WAL archiving")
+            self.restart(echo)
+        else:
+            self.psql("SELECT pg_reload_conf()")
+        return needs_restart
+
+    def wal_archive(self) -> Path:
+        return self.data.parent / "wal_archive"
+
     def status(self) -> ClusterStatus:
         if self.initialised():
             self.binaries = getattr(self, "binaries", None) or find_binaries()
