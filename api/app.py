@@ -13,9 +13,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 
-from api import logs, problems
+from api import change_listener, logs, problems
 from api.html import STATIC
 from api.limits import BodyLimit, KnownHosts
+from api.read_routing import ReadRouter, ReadRouting
 from api.routes import (
     asset_finder,
     asset_promotion,
@@ -40,7 +41,7 @@ from api.routes import (
     uploads,
     vector_tiles,
 )
-from geo.database import database_url
+from geo.database import database_url, read_database_url
 from geo.database import engine as make_engine
 from geo.records.types import EditRules
 from geo.settings import Settings
@@ -53,7 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        change_listener.ensure_started(app)
         yield
+        if app.state.change_listener is not None:
+            app.state.listener_stopped = True
+            app.state.change_listener.stop()
+        if app.state.read_router is not None:
+            app.state.read_router.stop()
+            app.state.read_router.replica.dispose()
+            app.state.read_router.replica_tiles.dispose()
         app.state.engine.dispose()
         app.state.tile_engine.dispose()
 
@@ -75,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database_url(settings=settings.database),
         settings.database.pool_size,
         settings.database.max_overflow,
+        prepared=not settings.database.pgbouncer,  # no server-side prepares through pgbouncer
     )
     # tiles are read on a pool of their own: autocommit, no ping, the read budget per statement
     app.state.tile_engine = make_engine(
@@ -83,8 +93,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database.max_overflow,
         quick=True,
         timeout_ms=settings.limits.read_timeout_ms,
+        prepared=not settings.database.pgbouncer,
     )
+    app.state.read_router = _read_router(settings, app.state.engine)
     app.state.layer_memo = LayerMemo()
+    # other processes' writes heard through LISTEN/NOTIFY: caches dropped, warning streams woken
+    app.state.warning_bell = change_listener.WarningBell()
+    app.state.change_listener = change_listener.wire(app) if settings.database.listen else None
     app.state.tile_store = store_for(
         settings.service.tile_cache, make_url(app.state.engine.url).database or "onemap"
     )
@@ -117,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         field_app,  # /field, /field/sw.js, /field/manifest.webmanifest only
     ):
         app.include_router(area.router)
+    if app.state.read_router is not None:  # the innermost of ours: it may run a read twice
+        app.add_middleware(ReadRouting, router=app.state.read_router)
     if settings.service.cors_origin_list:  # other origins only when configured
         app.add_middleware(
             CORSMiddleware,
@@ -128,8 +145,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(BodyLimit, limits=settings.limits)
     app.add_middleware(KnownHosts, names=settings.service.host_names())
+    app.add_middleware(change_listener.ProcessMark)  # X-Onemap-Process; starts the listener
     app.add_middleware(problems.CrashGuard)  # added last: the outermost of ours
     return app
+
+
+def _read_router(settings: Settings, primary) -> ReadRouter | None:
+    """Reads on a replica when one is configured (DATABASE_READ_URL, or the private cluster's)."""
+    read_url = read_database_url(settings.database)
+    if read_url is None:
+        return None
+    if settings.database.url and not settings.database.read_url:
+        return None
+    if not settings.database.url:  # the private cluster's replica: the same database name
+        database = make_url(primary.url).database
+        read_url = make_url(read_url).set(database=database).render_as_string(hide_password=False)
+    pool = settings.database.pool_size, settings.database.max_overflow
+    return ReadRouter(
+        primary,
+        make_engine(read_url, *pool),
+        make_engine(read_url, *pool, quick=True, timeout_ms=settings.limits.read_timeout_ms),
+        settings.database,
+    )
 
 
 def _openapi(app: FastAPI) -> dict:

@@ -1,9 +1,10 @@
 """Bring a database to a ready demo state: schema, demo city, catalogue. Used by the command line
-(``onemap demo load``) and by the tests, so both prepare the database the same way."""
+(``onemap demo load``) and by the tests, so both prepare the database the same way. With several
+districts, one load fills them all; the catalogue and the rasters are one for the whole city."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.engine import make_url
 
@@ -22,7 +23,10 @@ def prepare_demo(
     seed: int = 20260117,
     echo: Callable[[str], None] | None = None,
     year: int | None = None,
+    districts: Sequence[str] | None = None,
 ) -> LoadReport:
+    """``districts``: six-digit codes of Nanjing's districts, loaded side by side in that order
+    (default: Lishui, 320117, alone)."""
     settings = settings or Settings.from_env()
     migrate.upgrade(url)
     eng = engine(url)
@@ -33,6 +37,7 @@ def prepare_demo(
         metric_srid=settings.spatial.metric_srid,
         hash_key=settings.secrets.id_hash_key,
         echo=echo,
+        districts=districts,
         **({"year": year} if year else {}),
     )
     with eng.begin() as conn:

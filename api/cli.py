@@ -16,9 +16,12 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from api.cli_assets import assets_app
+from api.cli_backup import register as register_backup_commands
 from api.cli_checkup import checkup_app
 from api.cli_city import city_app
+from api.cli_deploy import deploy_app
 from api.cli_layers import layers_app
+from api.cli_replica import replica_app
 from api.cli_tiles import map_app, maps_app, tiles_app
 from api.cluster import Cluster, ClusterError
 from geo.settings import Settings
@@ -29,6 +32,7 @@ db_app = typer.Typer(help="The PostGIS database: private cluster and schema.", n
 demo_app = typer.Typer(help="The synthetic demo city.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+db_app.add_typer(replica_app, name="replica")
 users_app = typer.Typer(help="Users, roles and bearer tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(layers_app, name="layers")
@@ -38,6 +42,8 @@ app.add_typer(assets_app, name="assets")
 app.add_typer(tiles_app, name="tiles")
 app.add_typer(map_app, name="map")
 app.add_typer(maps_app, name="maps")
+app.add_typer(deploy_app, name="deploy")
+register_backup_commands(db_app)  # db backup | backups | restore | restore-point
 
 
 def _settings() -> Settings:
@@ -131,7 +137,12 @@ def db_migrate(
 
     url = database_url()
     current = migrate.current_revision(url)
-    if revision == "head" or (current is None and revision != "base"):
+    # revision ids are ordered numbers ("0018"): a later one than the current is an upgrade
+    if (
+        revision == "head"
+        or (current is None and revision != "base")
+        or (revision != "base" and current is not None and revision > current)
+    ):
         migrate.upgrade(url, revision)
     else:
         migrate.downgrade(url, revision)
@@ -147,11 +158,20 @@ def db_partitions(
         "(whole partitions; 0 keeps all).",
     ),
     ahead: int = typer.Option(3, min=0, help="Months past now to have partitions for."),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Also print the plan of ingest's look-up of a batch's sensors (pruned to the "
+        "partitions from this month on).",
+    ),
 ) -> None:
     """Sensor readings' monthly partitions: create the missing ones (ahead of time) and list them."""
+    from datetime import UTC, datetime
+
     from geo.database import database_url
     from geo.database import engine as make_engine
     from geo.safety import partitions
+    from geo.safety.readings import lookup_plan
 
     settings = _settings()
     eng = make_engine(database_url())
@@ -164,10 +184,15 @@ def db_partitions(
                 else []
             )
             listed = partitions.partitions(conn)
+            month = partitions.start_of(partitions.month_of(datetime.now(UTC)))
+            plan = lookup_plan(conn, month) if explain else []
     finally:
         eng.dispose()
     for part in listed:
         console.print(f"{part.name:<26} {part.rows:>12,} rows  {part.bound}", soft_wrap=True)
+    if plan:
+        console.print(f"ingest's look-up, a batch from {month:%Y-%m-%d} on:", soft_wrap=True)
+        console.print("\n".join(plan), soft_wrap=True, markup=False, highlight=False)
     console.print(
         f"created {len(created)} ({', '.join(created) or 'none'}), "
         f"dropped {len(dropped)} ({', '.join(dropped) or 'none'})"
@@ -186,10 +211,18 @@ def demo_load(
         help="Load the city as it stood in this year: 2026 (now, the default) or 2025 (a year "
         "earlier: fewer facilities and parks, older hazards still open, fewer assets revitalised).",
     ),
+    districts: str = typer.Option(
+        "320117",
+        help="Districts of Nanjing to load side by side, six-digit codes separated by commas "
+        "(320117 溧水区, 320118 高淳区, …); the first loads as it would alone.",
+    ),
 ) -> None:
-    """Build the synthetic district inside the real Lishui boundary and load it with COPY."""
+    """Build the synthetic district inside the real Lishui boundary (or several districts of
+    Nanjing in their real boundaries) and load it with COPY."""
     from api.bootstrap import prepare_demo
     from fixtures.democity import SCALES
+    from fixtures.democity.boundary import district_feature
+    from fixtures.democity.nanjing import parse_codes
     from fixtures.democity.years import YEARS
     from geo.database import database_url
 
@@ -197,9 +230,21 @@ def demo_load(
         _fail(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
     if year is not None and year not in YEARS:
         _fail(f"the demo city holds the years {YEARS[0]} and {YEARS[1]}, not {year}")
+    try:
+        codes = parse_codes(districts)
+        for code in codes:
+            district_feature(code)
+    except ValueError as exc:
+        _fail(str(exc))
     started = time.perf_counter()
     report = prepare_demo(
-        database_url(), _settings(), scale=scale, seed=seed, echo=console.print, year=year
+        database_url(),
+        _settings(),
+        scale=scale,
+        seed=seed,
+        echo=console.print,
+        year=year,
+        districts=codes,
     )
     console.print(report.table())
     console.print(
@@ -243,6 +288,9 @@ def users_add(
     role: str = typer.Option(..., help="public, investment, planner, grid_worker, safety or admin"),
     name: str = typer.Option(None, help="Display name."),
     grid: list[str] = typer.Option([], help="Grid code (repeat) for a grid worker."),
+    district: str = typer.Option(
+        None, help="Bind the user to one district (6-digit code, e.g. 320118); default: the city."
+    ),
     password: bool = typer.Option(
         False, "--password", help="Give the user a password to sign in with (typed twice, hidden)."
     ),
@@ -258,14 +306,16 @@ def users_add(
     secret = _new_password(username, password_stdin) if password or password_stdin else None
 
     def add(conn):
-        user_id = create_user(conn, username, role, name, tuple(grid))
+        user_id = create_user(conn, username, role, name, tuple(grid), district)
         if secret is not None:
             set_password(conn, username, secret, operator())
         return user_id
 
     user_id = _users_call(add)
     console.print(
-        f"user {username} ({role}) is id {user_id}" + (", with a password" if secret else "")
+        f"user {username} ({role}) is id {user_id}"
+        + (f", in district {district}" if district else "")
+        + (", with a password" if secret else "")
     )
 
 

@@ -19,17 +19,28 @@ from geo.records.types import EditRules
 from geo.settings import Settings
 
 
+def read_engine(request: Request) -> Engine:
+    """Where this request reads: the replica when api.read_routing chose it (a GET it may
+    serve), else the primary. A write's request always gets the primary."""
+    return request.scope.get("state", {}).get("read_engine") or request.app.state.engine
+
+
+def read_tile_engine(request: Request) -> Engine:
+    """The tile pool (autocommit, no ping) on the server this request reads from."""
+    return request.scope.get("state", {}).get("read_tile_engine") or request.app.state.tile_engine
+
+
 def connection(request: Request) -> Iterator[Connection]:
     """A pooled connection for the request, in a transaction committed at the end, its
     statements bounded by the read budget (``ONEMAP_READ_TIMEOUT_MS``)."""
     limits = request.app.state.settings.limits
-    with transaction(request.app.state.engine, limits.read_timeout_ms) as conn:
+    with transaction(read_engine(request), limits.read_timeout_ms) as conn:
         yield conn
 
 
 def reading_transaction(request: Request):
     """A read's transaction, for routes that open their own."""
-    return transaction(request.app.state.engine, request.app.state.settings.limits.read_timeout_ms)
+    return transaction(read_engine(request), request.app.state.settings.limits.read_timeout_ms)
 
 
 def writing_transaction(request: Request):
@@ -66,8 +77,11 @@ def viewer(request: Request) -> Viewer:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorised("send the token as 'Authorization: Bearer <token>'")
-        with request.app.state.engine.connect() as conn:
+        with read_engine(request).connect() as conn:
             found = viewer_for_token(conn, token.strip())
+        if found is None and read_engine(request) is not request.app.state.engine:
+            with request.app.state.engine.connect() as conn:  # a token made a moment ago
+                found = viewer_for_token(conn, token.strip())
         if found is None:
             raise Unauthorised(
                 "the token is unknown, expired or revoked: ask an administrator for a new one",

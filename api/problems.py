@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.html import prefers_html, render
+from api.read_routing import ReplicaFailed, replica_cannot_answer
 from geo.database import refusal_for
 from geo.errors import KINDS, OnemapError
 
@@ -150,6 +151,8 @@ async def _validation(request: Request, exc: RequestValidationError) -> Response
 
 async def _database(request: Request, exc: DBAPIError) -> Response:
     """A database error: the caller's refusal when it is one (a bad value, a timeout), else ours."""
+    if request.scope.get("state", {}).get("reads_on") == "replica" and replica_cannot_answer(exc):
+        raise ReplicaFailed(str(exc.orig)) from exc  # run again on the primary (api.read_routing)
     refusal = refusal_for(exc)
     if refusal is not None:
         return await _domain(request, refusal)

@@ -41,6 +41,32 @@ def cluster_url(settings: DatabaseSettings, database: str | None = None) -> str:
     )
 
 
+def replica_url(settings: DatabaseSettings, database: str | None = None) -> str | None:
+    """The private cluster's read replica over its socket, when one was made (``replica.json``
+    written by ``onemap db replica up``); None otherwise. Whether it runs is the reader's to find."""
+    home = settings.home.resolve()
+    state_file = home / "replica.json"
+    if not state_file.exists() or not (home / "password").exists():
+        return None
+    state = json.loads(state_file.read_text())
+    password = (home / "password").read_text().strip()
+    return (
+        f"postgresql+psycopg://{CLUSTER_SUPERUSER}:{quote(password, safe='')}@/"
+        f"{database or settings.name}?host={quote(state['run_dir'], safe='')}&port={state['port']}"
+    )
+
+
+def read_database_url(settings: DatabaseSettings | None = None) -> str | None:
+    """Where reads may go: ``DATABASE_READ_URL`` if set; with ``DATABASE_URL`` and no read URL,
+    nowhere but the primary (None); with the private cluster, its replica if one was made."""
+    settings = settings or DatabaseSettings()
+    if settings.read_url:
+        return settings.read_url
+    if settings.url:
+        return None
+    return replica_url(settings)
+
+
 def database_url(database: str | None = None, settings: DatabaseSettings | None = None) -> str:
     """The SQLAlchemy URL to use: ``DATABASE_URL`` if set, else the private cluster's."""
     settings = settings or DatabaseSettings()
@@ -60,6 +86,7 @@ def engine(
     max_overflow: int = 8,
     quick: bool = False,
     timeout_ms: int | None = None,
+    prepared: bool = True,
 ) -> Engine:
     """A pooled engine per URL; connections start with settings fit for short GIS queries.
 
@@ -67,7 +94,10 @@ def engine(
     no BEGIN or COMMIT round trips, and under READ COMMITTED a statement sees what a
     transaction's would) and no ping at checkout: a caller retries once when a pooled connection
     turns out dead (:func:`retrying_once`). ``timeout_ms`` bounds every statement of the
-    session."""
+    session. ``prepared=False`` behind pgbouncer's transaction pooling (before 1.21; Debian 12
+    has 1.18): psycopg never prepares a statement server-side, as the next transaction may run
+    on another server connection. Session SETs then land on whichever server connection, which
+    the app's engines share: the same planner settings, and at worst the read budget on a read."""
     eng = create_engine(
         url or database_url(),
         pool_size=pool_size,
@@ -75,6 +105,7 @@ def engine(
         pool_pre_ping=not quick,
         future=True,
         **({"isolation_level": "AUTOCOMMIT"} if quick else {}),
+        **({} if prepared else {"connect_args": {"prepare_threshold": None}}),
     )
 
     @event.listens_for(eng, "connect")

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from geo.safety.partitions import is_partition
-from geo.settings import TILE_GEOMETRY
+from geo.settings import DISTRICT_COLUMN, TILE_GEOMETRY
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -21,14 +21,22 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def derived_storage(obj, name, type_) -> bool:
     """Whether a schema object is derived storage the models do not declare (the tile geometry
     of migration 0012 and its index, the monthly partitions of sensor_readings of migration
-    0018): left out when models and database are compared."""
+    0018, the generated district codes of migration 0020 and their indexes): left out when
+    models and database are compared."""
     if type_ == "table":
         return is_partition(name)
     if type_ == "column":
-        return name == TILE_GEOMETRY
+        return name == TILE_GEOMETRY or _generated_district(obj)
     if type_ == "index":
-        return any(c.name == TILE_GEOMETRY for c in getattr(obj, "columns", ()))
+        return any(
+            c.name == TILE_GEOMETRY or _generated_district(c) for c in getattr(obj, "columns", ())
+        )
     return False
+
+
+def _generated_district(column) -> bool:
+    """A base table's generated district code (not ``users.district_code``, which is content)."""
+    return column.name == DISTRICT_COLUMN and getattr(column.table, "name", None) != "users"
 
 
 def alembic_config(url: str) -> Config:

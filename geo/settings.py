@@ -33,7 +33,11 @@ def _psycopg(value: str) -> str:
 class DatabaseSettings(BaseSettings):
     """Where PostGIS is: an existing one (``DATABASE_URL``) or the private cluster under ``.onemap/``."""
 
-    model_config = SettingsConfigDict(env_prefix="ONEMAP_DB_", extra="ignore")
+    # populate_by_name: DatabaseSettings(home=..., url=None) must mean that folder, not the
+    # environment's ONEMAP_HOME / DATABASE_URL (a temporary cluster would be the shared one)
+    model_config = SettingsConfigDict(
+        env_prefix="ONEMAP_DB_", extra="ignore", populate_by_name=True
+    )
 
     url: str | None = Field(
         default=None,
@@ -49,8 +53,45 @@ class DatabaseSettings(BaseSettings):
     )
     pool_size: int = Field(default=8, ge=1)
     max_overflow: int = Field(default=8, ge=0)
+    pgbouncer: bool = Field(
+        default=False,
+        description="DATABASE_URL goes through pgbouncer's transaction pooling: no server-side "
+        "prepared statements (pgbouncer before 1.21 cannot carry them between clients).",
+    )
+    listen: bool = Field(
+        default=True,
+        description="Run the change listener (LISTEN onemap_changes, onemap_warnings): caches "
+        "dropped and live warnings woken when another process writes.",
+    )
+    listen_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the primary itself for the change listener, when "
+        "DATABASE_URL goes through pgbouncer (LISTEN needs a session of its own); unset: "
+        "DATABASE_URL, or the private cluster.",
+    )
+    read_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_READ_URL", "ONEMAP_DB_READ_URL"),
+        description="SQLAlchemy URL of a hot standby of DATABASE_URL's server: reads go there, "
+        "writes to the primary. Unset with the private cluster: its replica, if one was made "
+        "(onemap db replica up).",
+    )
+    read_wait_ms: int = Field(
+        default=1_000,
+        ge=0,
+        validation_alias=AliasChoices("ONEMAP_READ_WAIT_MS", "ONEMAP_DB_READ_WAIT_MS"),
+        description="How long a read that must see the caller's own write waits for the "
+        "replica to replay it before it is answered by the primary instead.",
+    )
+    read_max_lag_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        validation_alias=AliasChoices("ONEMAP_READ_MAX_LAG_BYTES", "ONEMAP_DB_READ_MAX_LAG_BYTES"),
+        description="WAL the replica may be behind the primary and still take reads; past it "
+        "(or when it is down) every read goes to the primary, and /health says so.",
+    )
 
-    @field_validator("url")
+    @field_validator("url", "read_url", "listen_url")
     @classmethod
     def _psycopg_driver(cls, value: str | None) -> str | None:
         """Accept plain ``postgresql://`` URLs and use psycopg 3 for them."""
@@ -212,6 +253,12 @@ class SafetySettings(BaseSettings):
         description="Weights of the risk score's terms (geo.safety.risk): 'name=value,…' or a "
         "JSON object; names left out keep their default.",
     )
+    stream_poll_seconds: float = Field(
+        default=1.5,
+        gt=0,
+        description="How often an open warnings stream asks the database when no notification "
+        "woke it (the fallback should a notification be missed).",
+    )
     readings_retention_months: int = Field(
         default=0,
         ge=0,
@@ -328,3 +375,6 @@ STORAGE_SRID = SpatialSettings().storage_srid
 #: the Web Mercator copy of ``geom`` that mapped base tables keep for tiles (migration 0012: a
 #: stored generated column, derived storage that no model declares and no read shows)
 TILE_GEOMETRY = "geom_3857"
+#: the district (first six digits of the division code) that base tables with a division code keep
+#: (migration 0020: a stored generated column, derived storage like the tile geometry)
+DISTRICT_COLUMN = "district_code"

@@ -24,7 +24,7 @@ from geo.models import Base, access_of
 from geo.policy.access import LayerAccess, may_list
 from geo.policy.plan import ReadPlan, plan_read
 from geo.policy.roles import Viewer
-from geo.settings import TILE_GEOMETRY
+from geo.settings import DISTRICT_COLUMN, TILE_GEOMETRY
 from geo.sql import ident as sql_ident
 from geo.sql import table as sql_table
 
@@ -104,6 +104,7 @@ class Layer:
     last_loaded: datetime | None = None
     version: str | None = None  # the catalogue row's version (xmin) when read back
     tile_geometry: bool = False  # its table keeps a Web Mercator copy (TILE_GEOMETRY) for tiles
+    district_column: bool = False  # its table keeps its rows' district (DISTRICT_COLUMN)
 
     id_field: ClassVar[str] = "id"
 
@@ -453,7 +454,11 @@ _CATALOGUE_SQL = (
            EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(table_name)
                    AND attname = '"""
     + TILE_GEOMETRY
-    + """' AND NOT attisdropped) AS tile_geometry
+    + """' AND NOT attisdropped) AS tile_geometry,
+           EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(table_name)
+                   AND attname = '"""
+    + DISTRICT_COLUMN
+    + """' AND NOT attisdropped) AS district_column
     FROM layer_catalogue
 """
 )
@@ -480,6 +485,7 @@ def _from_row(row) -> Layer:
         last_loaded=row.last_loaded,
         version=row.version,
         tile_geometry=row.tile_geometry,
+        district_column=row.district_column,
     )
 
 

@@ -40,7 +40,7 @@ from sqlalchemy.sql import ColumnElement
 from geo.database import refusing
 from geo.errors import BadRequest, NotFound
 from geo.policy.plan import GRID_FIELD, ReadPlan
-from geo.settings import STORAGE_SRID
+from geo.settings import DISTRICT_COLUMN, STORAGE_SRID
 from geo.sql import ident
 from geo.text import text_problem
 from layers import cql
@@ -106,7 +106,7 @@ class ItemPage:
 
 def _sql_table(layer: Layer):
     schema, _, name = layer.table.rpartition(".")
-    cols = []
+    cols = [column(DISTRICT_COLUMN, String)] if layer.district_column else []
     for c in layer.columns:
         ident(c["name"])  # names reach SQL checked (SQLAlchemy quotes them)
         if c.get("geometry_type"):
@@ -172,9 +172,33 @@ def _envelope(bbox: tuple[float, float, float, float], crs: str):
     return func.ST_MakeEnvelope(minx, miny, maxx, maxy, STORAGE_SRID)
 
 
+#: the districts' boundaries, for a layer whose rows carry no division code
+_AREAS = table("admin_areas", column("code", String), column("geom", Geometry(srid=STORAGE_SRID)))
+
+
+def _in_district(layer: Layer, t, district: str) -> ColumnElement | None:
+    """Rows of ``layer`` in ``district``: by the district code the table keeps (migration 0020,
+    indexed on the large tables), else the first six digits of the grid code (a departmental
+    layer), else the geometry meeting the district's boundary; None: the layer cannot say."""
+    if layer.district_column:
+        return t.c[DISTRICT_COLUMN] == district
+    if any(c["name"] == GRID_FIELD for c in layer.columns):
+        return func.left(t.c[GRID_FIELD], 6) == district
+    geom = layer.geometry_field
+    if geom is None:
+        return None
+    boundary = select(_AREAS.c.geom).where(_AREAS.c.code == district + "000000").scalar_subquery()
+    return func.ST_Intersects(t.c[geom], boundary)
+
+
 def _visible_rows(layer: Layer, t, plan: ReadPlan) -> list[ColumnElement]:
-    """The plan's row rule as SQL: the caller's grids, or the layer's CQL2 row filter."""
+    """The plan's row rule as SQL: the caller's district, the caller's grids, or the layer's
+    CQL2 row filter."""
     clauses: list[ColumnElement] = []
+    if plan.district is not None:
+        inside = _in_district(layer, t, plan.district)
+        if inside is not None:
+            clauses.append(inside)
     if plan.row_grids is not None:
         clauses.append(t.c[GRID_FIELD].in_(sorted(plan.row_grids)))
     if plan.row_filter is not None:

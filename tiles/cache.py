@@ -214,7 +214,11 @@ def prune(conn: Connection) -> None:
 
 
 def maybe_prune(conn: Connection) -> None:
-    if random.random() < _PRUNE_CHANCE:
+    """Now and then, on the primary (a read replica cannot delete; its primary prunes for both)."""
+    if (
+        random.random() < _PRUNE_CHANCE
+        and not conn.execute(text("SELECT pg_is_in_recovery()")).scalar()
+    ):
         prune(conn)
 
 

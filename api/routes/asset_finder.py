@@ -21,6 +21,7 @@ from api.html import base_url, render, wants_html
 from geo.assets.promotion import count_view
 from geo.assets.surroundings import surroundings
 from geo.errors import BadRequest
+from geo.policy.district_scope import narrowed
 from geo.policy.roles import Viewer
 from layers import asset_search
 from layers import features as F
@@ -114,8 +115,10 @@ def list_assets(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    district: Annotated[str | None, Query(description="only this district's (6 digits)")] = None,
     f: Format = None,
 ):
+    who = narrowed(conn, who, district)
     search = asset_search.parse(
         q, category, status, street, land_min, land_max, floor_min, floor_max, landuse,
         available_by, within, near, distance, sort,
@@ -228,7 +231,7 @@ def compare_assets(
     srid = request.app.state.settings.spatial.metric_srid
     features = [_feature(conn, who, i) for i in chosen]
     rows = [
-        _summary(feat, surroundings(conn, i, srid))
+        _summary(feat, surroundings(conn, i, srid, who.district))
         for feat, i in zip(features, chosen, strict=True)
     ]
     body = {"assets": rows, "figures": [{"key": k, "zh": zh, "en": en} for k, zh, en in COMPARED]}
@@ -258,7 +261,7 @@ def asset(request: Request, conn: DbConnection, who: Caller, asset_id: int, f: F
 
 def _asset_page(request: Request, conn, who: Viewer, feature: dict) -> Response:
     srid = request.app.state.settings.spatial.metric_srid
-    around = surroundings(conn, feature["id"], srid)
+    around = surroundings(conn, feature["id"], srid, who.district)
     rings = _rings(conn, feature["id"], srid)
     _count_public_view(conn, who, feature["id"], "item")
     return render(
@@ -305,4 +308,4 @@ def asset_surroundings(
     if wants_html(request, f):
         return _asset_page(request, conn, who, feature)
     srid = request.app.state.settings.spatial.metric_srid
-    return _json(surroundings(conn, asset_id, srid))
+    return _json(surroundings(conn, asset_id, srid, who.district))

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy.engine import make_url
 from starlette.datastructures import UploadFile
 
-from api.deps import Caller, Format, require_role, writing_transaction
+from api.deps import Caller, Format, read_engine, require_role, writing_transaction
 from api.html import render, wants_html
 from geo.assets.photos import MAX_PHOTO_BYTES, list_photos, photo_path, save_photo
 from geo.assets.promotion import brochure_facts, count_view, statistics
@@ -70,7 +70,7 @@ def asset_statistics(
     as_of: Annotated[date | None, Query(description="a day: statuses as of its end")] = None,
     who: Viewer = Depends(READERS),
 ):
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
         numbers = statistics(conn, as_of, _zone(request))
     if wants_html(request, f):
         most = max([d["views"] for d in numbers["views_per_day"]] + [1])
@@ -174,7 +174,7 @@ def _save(request: Request, asset_id: int, data: bytes, name, by: str, caption) 
 
 @router.get("/assets/{asset_id}/photos", summary="An asset's photos (the public: promoted only)")
 def asset_photos(request: Request, asset_id: int, who: Caller):
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
         _visible(conn, asset_id, who)
         photos = list_photos(conn, asset_id, staff=who.role in ("investment", "admin"))
     for photo in photos:
@@ -188,7 +188,7 @@ def asset_photos(request: Request, asset_id: int, who: Caller):
     response_class=FileResponse,
 )
 def asset_photo(request: Request, asset_id: int, photo_id: int, who: Caller):
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
         _visible(conn, asset_id, who)
         path, media_type = photo_path(conn, _photo_folder(request), asset_id, photo_id)
     return FileResponse(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import require_role
+from api.deps import read_engine, require_role
 from geo.assets.lifecycle import history, move
 from geo.models.idle_assets import ASSET_STATUSES
 from geo.policy.roles import Viewer
@@ -33,7 +33,7 @@ def _json(body, status: int = 200) -> Response:
 
 @router.get("/assets/{asset_id}/history", summary="An asset's status and every change of it")
 def asset_history(request: Request, asset_id: int, who: Viewer = Depends(READERS)):
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
         return _json(history(conn, asset_id))
 
 

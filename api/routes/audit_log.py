@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import Format, require_role
+from api.deps import Format, read_engine, require_role
 from api.html import render, wants_html
 from geo.policy import audit
 from geo.policy.roles import Viewer
@@ -25,7 +25,7 @@ def audit_log(
     offset: Annotated[int, Query(ge=0, le=10**12)] = 0,
     f: Format = None,
 ):
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
         entries, total = audit.query(conn, which, limit, offset)
     if wants_html(request, f):
         return render("audit.html", request, entries=entries, total=total)

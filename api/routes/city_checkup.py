@@ -16,9 +16,10 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import text
 
 from api.checkup_report import area_collection, render_report
-from api.deps import require_role
+from api.deps import read_engine, require_role
 from api.html import CSP, wants_html
 from geo.checkup.compare import compare
 from geo.checkup.engine import CheckupConfig, run_checkup, summarise
@@ -30,7 +31,8 @@ from geo.checkup.results import (
     list_runs,
     results_frame,
 )
-from geo.errors import BadRequest
+from geo.errors import BadRequest, Forbidden, NotFound
+from geo.policy.district_scope import narrowed
 from geo.policy.roles import Viewer
 
 router = APIRouter(tags=["city check-up 城市体检"])
@@ -46,6 +48,9 @@ class RunRequest(BaseModel):
         None, description="the day the data stands for (default: its last event)"
     )
     area: str | None = Field(None, max_length=32, description="a street, community or grid code")
+    district: str | None = Field(
+        None, max_length=32, description="run for this district only (6 digits; default: all)"
+    )
     label: str | None = Field(None, max_length=200, description="e.g. 2026年度体检")
 
 
@@ -76,12 +81,14 @@ async def start_run(
 ):
     body = body or RunRequest()
     settings = request.app.state.settings
+    with read_engine(request).connect() as conn:
+        area = _run_area(conn, who, body)
     result = await run_in_threadpool(
         run_checkup,
         request.app.state.engine,
         settings.spatial.metric_srid,
         body.as_of,
-        body.area,
+        area,
         _config(request),
         body.label,
         who.username,
@@ -89,17 +96,58 @@ async def start_run(
     return _json(result.summary | {"timings": result.timings}, 201)
 
 
+def _run_area(conn, who: Viewer, body: RunRequest) -> str | None:
+    """The area a run covers: the one asked for, inside the district asked for; a caller bound
+    to a district runs it for their district (another district's area is a 403)."""
+    who = narrowed(conn, who, body.district)
+    area = body.area or (who.district + "000000" if who.district else None)
+    if area is not None and who.district is not None and area[:6] != who.district:
+        if body.district is not None:
+            raise BadRequest(f"area {area} is not in district {who.district}")
+        raise Forbidden(f"you work in district {who.district}: area {area} is not in it")
+    return area
+
+
+def _runs_seen(conn, who: Viewer) -> set[int] | None:
+    """The runs a district-bound caller may read: those for their district or an area in it
+    (a whole-city run holds other districts' figures); None: every run."""
+    if who.district is None:
+        return None
+    rows = conn.execute(
+        text("""SELECT id FROM checkup_runs
+                WHERE left(coalesce(area_code, district_code), 6) = :d"""),
+        {"d": who.district},
+    )
+    return {r[0] for r in rows}
+
+
+def _readable(conn, who: Viewer, *runs: int) -> None:
+    """Another district's run is, for a district-bound caller, as missing as one never run."""
+    seen = _runs_seen(conn, who)
+    for run in runs:
+        if seen is not None and run not in seen:
+            raise NotFound(f"no check-up run {run}")
+
+
 @router.get("/checkup/runs", summary="The runs kept, newest first")
-def runs(request: Request, who: Viewer = Depends(READERS)):
-    with request.app.state.engine.connect() as conn:
-        return _json(list_runs(conn))
+def runs(
+    request: Request,
+    who: Viewer = Depends(READERS),
+    district: Annotated[str | None, Query(description="only this district's runs")] = None,
+):
+    with read_engine(request).connect() as conn:
+        who = narrowed(conn, who, district)
+        seen = _runs_seen(conn, who)
+        listed = list_runs(conn)
+    return _json([r for r in listed if seen is None or r["run"] in seen])
 
 
 @router.get("/checkup/runs/{run}", summary="A run: passed and failed per dimension")
 def show_run(request: Request, run: int, who: Viewer = Depends(READERS), f: str | None = None):
     if wants_html(request, f):
         return report_page(request, run, who)
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
+        _readable(conn, who, run)
         return _json(summarise(conn, run))
 
 
@@ -111,7 +159,8 @@ def show_indicator(
     request: Request, run: int, indicator: str, level: Level = None, who: Viewer = Depends(READERS)
 ):
     _check_level(level)
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
+        _readable(conn, who, run)
         return _json(indicator_results(conn, run, indicator, level))
 
 
@@ -127,8 +176,13 @@ def indicator_areas(
     who: Viewer = Depends(READERS),
 ):
     _check_level(level)
-    with request.app.state.engine.connect() as conn:
-        number = latest_run(conn) if run == "latest" else _run_number(run)
+    with read_engine(request).connect() as conn:
+        seen = _runs_seen(conn, who)
+        if run == "latest" and seen is not None:
+            number = max(seen, default=0)  # the caller's district's newest
+        else:
+            number = latest_run(conn) if run == "latest" else _run_number(run)
+        _readable(conn, who, number)
         body = area_collection(conn, number, indicator, level)
     return Response(orjson.dumps(body), media_type="application/geo+json")
 
@@ -149,7 +203,8 @@ def compare_runs(
     who: Viewer = Depends(READERS),
 ):
     _check_level(level)
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
+        _readable(conn, who, base, run)
         return _json(compare(conn, base, run, level, indicator))
 
 
@@ -160,7 +215,8 @@ def report_page(
     who: Viewer = Depends(READERS),
     base: Annotated[int | None, Query(description="an earlier run to set beside it")] = None,
 ):
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
+        _readable(conn, who, run, *([base] if base is not None else []))
         page = render_report(conn, run, base, served=True)
     return HTMLResponse(page, headers={"Content-Security-Policy": CSP})
 
@@ -176,7 +232,8 @@ def export_run(
     _check_level(level)
     if f not in ("csv", "gpkg"):
         raise BadRequest(f"f={f!r}: ask for csv or gpkg")
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
+        _readable(conn, who, run)
         frame = results_frame(conn, run, level)
     name = f"checkup-run-{run}.{f}"
     if f == "csv":

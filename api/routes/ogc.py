@@ -20,6 +20,7 @@ from api.deps import Caller, DbConnection, Format, Read, Reading
 from api.html import STATIC, base_url, render, wants_html
 from geo.errors import BadRequest
 from geo.policy import audit
+from geo.policy.district_scope import narrowed
 from geo.settings import STORAGE_SRID
 from layers import departments, exports
 from layers import features as F
@@ -56,6 +57,7 @@ CONFORMANCE = [
 ]
 
 PURPOSE = "Why you need personal data unmasked; the read is written to the audit log"
+DISTRICT = "Only this district's features (6-digit code, e.g. 320118); default: every district you may read"
 #: the path parameter as OGC API – Features names it (GDAL looks the items path up by this name)
 CollectionId = Annotated[str, Path(alias="collectionId", description="A layer's id")]
 
@@ -532,8 +534,10 @@ class ItemParams:
             int | None,
             Query(ge=0, le=2**62, description="Continue after this feature id (next links use it)"),
         ] = None,
+        district: Annotated[str | None, Query(description=DISTRICT)] = None,
     ):
         self.purpose = purpose
+        self.district = district
         self.raw = {
             "limit": limit,
             "offset": offset,
@@ -546,6 +550,7 @@ class ItemParams:
             "sortby": sortby,
             "datetime": datetime_,
             "crs": crs,
+            "district": district,
         }
         lang = FILTER_LANGS.get((filter_lang or "cql2-text").lower(), filter_lang or "")
         if lang not in ("cql2-text", "cql2-json"):
@@ -589,6 +594,7 @@ OWN_PARAMETERS = frozenset(
         "crs",
         "purpose",
         "after",
+        "district",
     }
 )
 #: the filter languages' older names (GDAL 3.6 sends cql-text) as aliases of CQL2's
@@ -636,6 +642,7 @@ def items(
     download = (f or "").lower() if (f or "").lower() in DOWNLOADS else None
     html = False if download else wants_html(request, f)
     layer = get_layer(conn, collection_id, who)
+    who = narrowed(conn, who, params.district)
     q = params.query
     plan = layer.plan(who, params.purpose)
     page = F.query_items(conn, layer, q, plan)

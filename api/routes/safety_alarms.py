@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import require_role
+from api.deps import read_engine, reading_transaction, require_role
 from geo.crs import gcj02_to_wgs84
 from geo.database import transaction
 from geo.errors import BadRequest, NotFound
@@ -90,13 +90,13 @@ def list_alarms(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     who: Viewer = Depends(RESPONDERS),
 ):
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
         return _json({"alarms": alarm.recent(conn, limit)})
 
 
 @router.get("/safety/alarms/{alarm_id}", summary="One 119 alarm and the answer it was given")
 def show_alarm(request: Request, alarm_id: int, who: Viewer = Depends(RESPONDERS)):
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
         found = alarm.kept(conn, alarm_id)
     if found is None:
         raise NotFound(f"没有该警情 / no alarm {alarm_id}")
@@ -119,7 +119,7 @@ def risk_layer(
     now = datetime.now(UTC)
     state = request.app.state
     weights = risk.parse_weights(state.settings.safety.risk_weights)
-    with transaction(state.engine, state.settings.limits.read_timeout_ms) as conn:
+    with reading_transaction(request) as conn:
         if level == "grid":
             areas = risk.risk_by_grid(
                 conn, now, weights, state.settings.spatial.metric_srid, geometry=True

@@ -27,6 +27,7 @@ from geo.assets.photos import MAX_PHOTO_BYTES
 from geo.crs import CGCS2000, CrsError, is_geographic, parse_crs, transform
 from geo.errors import BadRequest, Forbidden, Invalid, NotFound, TooLarge, Unsupported
 from geo.models.hazards import HAZARD_CATEGORIES, HAZARD_STATUSES, INSPECTION_SOURCES
+from geo.policy.district_scope import district_grids, narrowed
 from geo.policy.roles import Viewer
 from geo.safety import hazard_loop, inspections
 
@@ -62,9 +63,14 @@ def _zone(request: Request) -> str:
     return request.app.state.settings.service.timezone
 
 
-def _within(who: Viewer) -> frozenset[str] | None:
-    """The grids the caller is bound to (None: all of them)."""
-    return who.grids if who.role == "grid_worker" else None
+def _within(conn, who: Viewer) -> frozenset[str] | None:
+    """The grids the caller may work in: a grid worker's own, within the caller's district
+    (a hazard of another district is as missing as one of another grid); None: all of them."""
+    grids = who.grids if who.role == "grid_worker" else None
+    if who.district is None:
+        return grids
+    theirs = district_grids(conn, who.district)
+    return theirs if grids is None else grids & theirs
 
 
 def _personal(who: Viewer) -> bool:
@@ -135,8 +141,10 @@ def list_hazards(
     overdue: Annotated[bool | None, Query(description="true: not closed and past deadline")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
+    district: Annotated[str | None, Query(description="only this district's (6 digits)")] = None,
 ):
     with reading_transaction(request) as conn:
+        who = narrowed(conn, who, district)
         body = hazard_loop.find(
             conn,
             _now(request),
@@ -147,7 +155,7 @@ def list_hazards(
             street=street,
             department=department,
             overdue=overdue,
-            within=_within(who),
+            within=_within(conn, who),
             personal=_personal(who),
             limit=limit,
             offset=offset,
@@ -187,7 +195,7 @@ def report_hazard(
             note=body.note,
             when=body.found_at,
             deadline_days=_days(request),
-            within=_within(who),
+            within=_within(conn, who),
         )
         feature = hazard_loop.get(conn, made["id"], _now(request), personal=_personal(who))
     return _json(feature, 201)
@@ -208,7 +216,7 @@ def hazard_summary(
 def one_hazard(request: Request, hazard_id: int, who: Viewer = Depends(READERS)):
     with reading_transaction(request) as conn:
         feature = hazard_loop.get(
-            conn, hazard_id, _now(request), _within(who), personal=_personal(who)
+            conn, hazard_id, _now(request), _within(conn, who), personal=_personal(who)
         )
     return Response(orjson.dumps(feature), media_type="application/geo+json")
 
@@ -274,7 +282,7 @@ def _move(request: Request, hazard_id: int, body: StepMove, photos, who: Viewer)
             level=body.level,
             department=body.department,
             deadline_days=_days(request),
-            within=_within(who),
+            within=_within(conn, who),
         )
         feature = hazard_loop.get(conn, hazard_id, _now(request), personal=_personal(who))
     return Response(orjson.dumps(feature), media_type="application/geo+json")
@@ -289,7 +297,7 @@ def hazard_photo(request: Request, hazard_id: int, name: str, who: Viewer = Depe
     if not PHOTO_NAME.fullmatch(name):
         raise NotFound(f"hazard {hazard_id} has no photo {name[:80]}")
     with reading_transaction(request) as conn:
-        hazard_loop.get(conn, hazard_id, _now(request), _within(who))
+        hazard_loop.get(conn, hazard_id, _now(request), _within(conn, who))
         path, media_type = hazard_loop.evidence_photo(conn, _folder(request), hazard_id, name)
     return FileResponse(
         path,
@@ -439,7 +447,7 @@ def record_inspection(
             found=found,
             rechecked=body.rechecked,
             deadline_days=_days(request),
-            within=_within(who),
+            within=_within(conn, who),
         )
     return _json(made, 201)
 

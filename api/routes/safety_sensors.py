@@ -4,9 +4,10 @@ warnings raised and cleared.
 
 ``POST /safety/readings`` takes ``text/csv`` or ``application/x-ndjson`` (tens of thousands of
 lines; the body is bounded by ``ONEMAP_MAX_BODY_BYTES``, 10 MB by default, about 200,000 CSV
-readings); the caller is checked before the body is read. The stream polls the feed every
-:data:`POLL_SECONDS` on a pooled connection it gives back at once, so an open stream holds no
-database connection; it sends a comment every :data:`HEARTBEAT_SECONDS` when quiet, and resumes
+readings); the caller is checked before the body is read. The stream reads the feed when any
+process's warning is notified (api.change_listener), else every ``ONEMAP_STREAM_POLL_SECONDS``
+(:data:`POLL_SECONDS` by default), on a pooled connection it gives back at once, so an open
+stream holds no database connection; it sends a comment every :data:`HEARTBEAT_SECONDS` when quiet, and resumes
 from ``Last-Event-ID`` (or ``?after=``, the ``stream_after`` of the list it was loaded with).
 
 EventSource cannot send an Authorization header and tokens are not taken from the address (they
@@ -16,7 +17,6 @@ Thin: geo.safety.readings and geo.safety.warnings do the work.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Annotated
 
@@ -25,10 +25,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from api.deps import require_role
+from api.deps import read_engine, require_role
 from geo.database import transaction
 from geo.errors import BadRequest
 from geo.models.hazards import SENSOR_KINDS
+from geo.policy.district_scope import must_see, narrowed, sees_code
 from geo.policy.roles import Viewer
 from geo.safety import warnings as sensor_warnings
 from geo.safety.readings import ingest
@@ -36,8 +37,8 @@ from geo.safety.readings import ingest
 router = APIRouter(tags=["safety 城市安全"])
 GATEWAYS = require_role("safety", "admin")
 READERS = require_role("safety", "admin", "planner")
-#: how often an open stream asks the database what changed
-POLL_SECONDS = 1.5
+#: how often an open stream asks the database what changed when no notification woke it
+POLL_SECONDS = 1.5  # the default of SafetySettings.stream_poll_seconds
 #: a comment line when nothing was sent for this long (proxies close silent connections)
 HEARTBEAT_SECONDS = 15.0
 #: what the browser waits before reconnecting a dropped stream
@@ -101,14 +102,16 @@ def open_warnings(
     kind: Kind = None,
     grid: Annotated[str | None, Query(description="a grid's code", max_length=15)] = None,
     who: Viewer = Depends(READERS),
+    district: Annotated[str | None, Query(description="only this district's (6 digits)")] = None,
 ):
     if kind is not None and kind not in SENSOR_KINDS:
         raise BadRequest(f"kind {kind!r}: give one of {', '.join(SENSOR_KINDS)}")
     if f not in (None, "json", "geojson"):
         raise BadRequest(f"f={f}: give json or geojson")
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
+        who = narrowed(conn, who, district)
         after = sensor_warnings.latest_id(conn)  # before the list: a stream from it misses none
-        rows = sensor_warnings.live(conn, kind, grid)
+        rows = [r for r in sensor_warnings.live(conn, kind, grid) if sees_code(who, r["grid_code"])]
     if f == "geojson":
         body = sensor_warnings.as_features(rows) | {"stream_after": after}
         return _json(body, media_type="application/geo+json")
@@ -125,8 +128,10 @@ def sensor_history(
     limit: Annotated[int, Query(ge=1, le=1_000)] = 200,
     who: Viewer = Depends(READERS),
 ):
-    with request.app.state.engine.connect() as conn:
-        return _json(sensor_warnings.history(conn, sensor_id, limit))
+    with read_engine(request).connect() as conn:
+        body = sensor_warnings.history(conn, sensor_id, limit)
+    must_see(who, body["sensor"]["grid_code"], f"sensor {sensor_id} in your district")
+    return _json(body)
 
 
 def _event(name: str, cursor: int, data: dict) -> bytes:
@@ -135,7 +140,7 @@ def _event(name: str, cursor: int, data: dict) -> bytes:
 
 def _feed_call(request: Request, step, *args):
     """One feed step on a pooled connection, given back before the stream waits again."""
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
         return step(conn, *args)
 
 
@@ -155,21 +160,41 @@ async def warning_stream(
 ):
     if last_event_id and last_event_id.strip().isdigit():
         after = int(last_event_id.strip())
-    feed, backlog = await run_in_threadpool(_feed_call, request, sensor_warnings.start, after)
+    # woken at once by any process's warning (LISTEN onemap_warnings, api.change_listener),
+    # listening from before the feed's start so that none raised meanwhile waits for the slow
+    # poll, which stays as the fallback should a notification be lost
+    bell = request.app.state.warning_bell
+    poll_seconds = request.app.state.settings.safety.stream_poll_seconds
+    waiter = bell.subscribe()
+    try:
+        feed, backlog = await run_in_threadpool(_feed_call, request, sensor_warnings.start, after)
+    except BaseException:
+        bell.unsubscribe(waiter)
+        raise
 
     async def events():
-        yield f"retry: {RETRY_MS}\n: 预警推送 connected\n\n".encode()
-        pending, quiet_since = backlog, time.monotonic()
-        while True:
-            for name, data, cursor in pending:
-                yield _event(name, cursor, data)
-            if pending:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-                yield b": heartbeat\n\n"
-                quiet_since = time.monotonic()
-            await asyncio.sleep(POLL_SECONDS)  # a client gone cancels the stream here
-            pending = await run_in_threadpool(_feed_call, request, sensor_warnings.poll, feed)
+        try:
+            yield f"retry: {RETRY_MS}\n: 预警推送 connected\n\n".encode()
+            pending, quiet_since, polled = backlog, time.monotonic(), time.monotonic()
+            while True:
+                for name, data, cursor in pending:
+                    yield _event(name, cursor, data)
+                now = time.monotonic()
+                if pending:
+                    quiet_since, pending = now, []
+                elif now - quiet_since >= HEARTBEAT_SECONDS:
+                    yield b": heartbeat\n\n"
+                    quiet_since = now
+                due = min(polled + poll_seconds, quiet_since + HEARTBEAT_SECONDS)
+                # a client gone cancels the stream here
+                rung = await bell.wait(waiter, max(due - time.monotonic(), 0.0))
+                if rung or time.monotonic() >= polled + poll_seconds:
+                    polled = time.monotonic()
+                    pending = await run_in_threadpool(
+                        _feed_call, request, sensor_warnings.poll, feed
+                    )
+        finally:
+            bell.unsubscribe(waiter)
 
     return StreamingResponse(
         events(),

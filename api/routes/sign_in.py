@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import text
 
-from api.deps import Caller, require_role, writing_transaction
+from api.deps import Caller, read_engine, require_role, writing_transaction
 from geo.errors import BadRequest, Forbidden, Invalid, Unauthorised, Unsupported
 from geo.policy import passwords
 from geo.policy.roles import Viewer
@@ -145,7 +145,7 @@ def logout(request: Request, who: Caller):
 def me(request: Request, who: Caller):
     if who.anonymous:
         raise Unauthorised("未登录 / not signed in: POST /auth/login, then send the token")
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
         row = (
             conn.execute(
                 text("""SELECT display_name, password_hash IS NOT NULL AS has_password,

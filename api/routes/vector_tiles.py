@@ -10,14 +10,15 @@ from collections.abc import Callable
 from functools import partial
 
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError
 
-from api.deps import Caller, Read
+from api.deps import Caller, Read, read_tile_engine
 from api.html import base_url, render
 from api.routes.raster_tiles import raster_folder
 from geo.database import retrying_once
+from geo.policy.district_scope import narrowed
 from geo.policy.roles import Viewer
 from layers.catalogue import Layer, get_layer, layers_by_id, listed, no_such_layer, version_list
 from tiles import cache
@@ -37,6 +38,22 @@ def _z():
 def _xy(what: str):
     # a fresh Path per parameter: FastAPI keeps each parameter's name on its own FieldInfo
     return Path(ge=0, description=f"the tile's {what}")
+
+
+def _district():
+    return Query(
+        None,
+        description="Draw only this district's features (6-digit code): the map's layers are "
+        "filtered as the features are, and the tile is cached for that district's audience",
+    )
+
+
+def _in_district(request: Request, who: Viewer, district: str | None) -> Viewer:
+    """The caller confined to ``?district=`` (checked: a known district, and theirs if bound)."""
+    if district is None:
+        return who
+    with read_tile_engine(request).connect() as conn:
+        return narrowed(conn, who, district)
 
 
 def _tile_response(request: Request, made: cache.Cached, held: bool) -> Response:
@@ -80,7 +97,7 @@ def serve_tile(
     if shown is not None and not isinstance(state.tile_store, cache.NullStore):
         versions = version_list(remembered)
         try:
-            with state.tile_engine.connect() as conn:
+            with read_tile_engine(request).connect() as conn:
                 got = cache.held(
                     conn, state.tile_store, kind, name, shown, versions, catalogue_ids, who, tile
                 )
@@ -98,7 +115,7 @@ def serve_tile(
         draw = lambda: map_tile(conn, shown, who, tile)  # noqa: E731
         return cache.through(conn, state.tile_store, kind, name, shown, who, tile, draw)
 
-    made, held = retrying_once(state.tile_engine, drawn)
+    made, held = retrying_once(read_tile_engine(request), drawn)
     return _tile_response(request, made, held)
 
 
@@ -115,8 +132,9 @@ def layer_tile_route(
     z: int = _z(),
     x: int = _xy("column"),
     y: int = _xy("row"),
+    district: str | None = _district(),
 ):
-    return one_layer_tile(request, who, layer_id, Tile(z, x, y))
+    return one_layer_tile(request, _in_district(request, who, district), layer_id, Tile(z, x, y))
 
 
 def one_layer_tile(request: Request, who: Viewer, layer_id: str, tile: Tile) -> Response:
@@ -142,7 +160,9 @@ def map_tile_route(
     z: int = _z(),
     x: int = _xy("column"),
     y: int = _xy("row"),
+    district: str | None = _district(),
 ):
+    who = _in_district(request, who, district)
     spec = map_spec(map_id)
     shown_of = partial(shown_on, spec, z=z)  # a layer below its zoom (MINZOOM) is left out
     return serve_tile(request, who, "map", spec.id, list(spec.layers), shown_of, Tile(z, x, y))

@@ -158,8 +158,16 @@ def _roads(conn: Connection, asset_id: int, srid: int) -> tuple[list[dict], dict
     return nearest, main
 
 
-def _counts(conn: Connection, sql: str, asset_id: int, radius: float, margin: float) -> list:
-    return conn.execute(text(sql), {"id": asset_id, "r": radius, "margin": margin}).all()
+def _counts(
+    conn: Connection,
+    sql: str,
+    asset_id: int,
+    radius: float,
+    margin: float,
+    district: str | None = None,
+) -> list:
+    params = {"id": asset_id, "r": radius, "margin": margin, "district": district}
+    return conn.execute(text(sql), params).all()
 
 
 def _near(table: str, srid: int, select: str, group: str, where: str = "true") -> str:
@@ -170,8 +178,11 @@ def _near(table: str, srid: int, select: str, group: str, where: str = "true") -
                GROUP BY {group} ORDER BY {group}"""
 
 
-def surroundings(conn: Connection, asset_id: int, srid: int) -> dict:
-    """The figures that judge a site, for one asset (any status: the caller decides who may ask)."""
+def surroundings(conn: Connection, asset_id: int, srid: int, district: str | None = None) -> dict:
+    """The figures that judge a site, for one asset (any status: the caller decides who may ask).
+    ``district``: count only that district's organisations, facilities and hazards (a caller
+    bound to a district)."""
+    mine = "true" if district is None else "t.district_code = :district"
     row = conn.execute(
         text("SELECT id, code, name, ST_AsBinary(geom) AS wkb FROM assets WHERE id = :id"),
         {"id": asset_id},
@@ -184,17 +195,19 @@ def surroundings(conn: Connection, asset_id: int, srid: int) -> dict:
     roads, main = _roads(conn, asset_id, srid)
     facilities = _counts(
         conn,
-        _near("facilities", srid, "t.kind, count(*)", "t.kind"),
+        _near("facilities", srid, "t.kind, count(*)", "t.kind", mine),
         asset_id,
         FACILITY_RADIUS_M,
         margin_degrees(FACILITY_RADIUS_M, lat),
+        district,
     )
     organisations = _counts(
         conn,
-        _near("organisations", srid, "t.kind, count(*)", "t.kind"),
+        _near("organisations", srid, "t.kind, count(*)", "t.kind", mine),
         asset_id,
         ORGANISATION_RADIUS_M,
         margin_degrees(ORGANISATION_RADIUS_M, lat),
+        district,
     )
     hazards = _counts(
         conn,
@@ -203,10 +216,12 @@ def surroundings(conn: Connection, asset_id: int, srid: int) -> dict:
             srid,
             "t.level, t.status = 'closed' AS closed, count(*)",
             "t.level, t.status = 'closed'",
+            mine,
         ),
         asset_id,
         HAZARD_RADIUS_M,
         margin_degrees(HAZARD_RADIUS_M, lat),
+        district,
     )
     landuse = conn.execute(
         text(

@@ -82,11 +82,13 @@ class CheckupConfig:
 
 @dataclass
 class Areas:
-    """The district's areas: names by code, and the district's own code."""
+    """The areas loaded: names by code, and the code of the whole a run covers by default: the
+    district (one loaded), or the city (several: a pseudo-code, ``3201`` + zeros, 全市)."""
 
     district: str
     names: dict[str, str]
     levels: dict[str, str]  # code → district | street | community | grid
+    districts: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, conn: Connection) -> Areas:
@@ -96,23 +98,40 @@ class Areas:
             names[code], levels[code] = name, ladder.get(level, "community")
         for code, name in conn.execute(text("SELECT code, name FROM grids")):
             names[code], levels[code] = name, "grid"
-        district = next((c for c, lv in levels.items() if lv == "district"), None)
-        if district is None:
+        districts = tuple(sorted(c for c, lv in levels.items() if lv == "district"))
+        if not districts:
             raise CheckupError("no district is loaded: load the demo city or import a district")
-        return cls(district, names, levels)
+        whole = districts[0]
+        if len(districts) > 1:
+            whole = districts[0][:4] + "00000000"
+            names[whole] = "全市 whole city"
+        return cls(whole, names, levels, districts)
+
+    @property
+    def city(self) -> bool:
+        """Several districts are loaded: a run without an area covers the city."""
+        return self.district not in self.districts
+
+    def home(self, code: str | None) -> str:
+        """The district (or, for the whole, the city) a run for ``code`` is filed under."""
+        return code[:6] + "000000" if code and self.city else self.district
 
     def prefix(self, code: str | None) -> str:
-        """Codes inside ``code`` start with this (the whole district: '')."""
+        """Codes inside ``code`` start with this (the whole district or city: '')."""
         if code is None or code == self.district:
             return ""
         if code not in self.levels:
-            raise CheckupError(f"no area has the code {code}: give a street, community or grid")
-        return {"street": code[:9], "community": code[:12], "grid": code}[self.levels[code]]
+            raise CheckupError(
+                f"no area has the code {code}: give a district, street, community or grid"
+            )
+        return {"district": code[:6], "street": code[:9], "community": code[:12], "grid": code}[
+            self.levels[code]
+        ]
 
 
 LADDER = ("grid", "community", "street", "district")
 #: how many leading digits of a code name the area of each level (a grid: all of them)
-PREFIX = {"district": 0, "street": 9, "community": 12, "grid": 99}
+PREFIX = {"district": 6, "street": 9, "community": 12, "grid": 99}
 
 
 def _up(level: str, codes: pd.Series, district: str) -> pd.Series:
@@ -122,7 +141,7 @@ def _up(level: str, codes: pd.Series, district: str) -> pd.Series:
         return codes.str[:12]
     if level == "street":
         return codes.str[:9] + "000"
-    return pd.Series(district, index=codes.index)
+    return codes.str[:6] + "000000"
 
 
 def aggregate(
@@ -151,6 +170,8 @@ def aggregate(
     levels = [lv for lv in levels if PREFIX[lv] >= len(within)]
     for level in levels:
         groups.append((level, _up(level, parts.code, areas.district)))
+    if areas.city and not within:  # the city's own line, kept with the districts'
+        groups.append(("district", pd.Series(areas.district, index=parts.index)))
     if item.surface and "h3_9" in parts and parts.h3_9.notna().any():
         cells = parts.h3_9.where(parts.h3_9.notna())
         groups.append(("h3_9", cells))
@@ -261,8 +282,8 @@ def run_checkup(
                 "label": label,
                 "as_of": as_of,
                 "area": area,
-                "district": areas.district,
-                "name": areas.names.get(areas.district),
+                "district": areas.home(area),
+                "name": areas.names.get(areas.home(area)),
                 "user": user,
                 "settings": _json(config.as_json()),
             },

@@ -172,14 +172,13 @@ class Sensor(Editable, Base):
 class SensorReading(Base):
     """传感器读数: one value per sensor per time; append-only, so no version. Partitioned by
     month of ``observed_at`` (migration 0018, geo.safety.partitions); the partitions themselves
-    are storage the models do not declare."""
+    are storage the models do not declare. No foreign key to sensors: checked once per batch or
+    statement, and deleted with their sensor, by triggers (migration 0018 says why)."""
 
     __tablename__ = "sensor_readings"
     __table_args__ = {"postgresql_partition_by": "RANGE (observed_at)"}
 
-    sensor_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("sensors.id", ondelete="CASCADE"), primary_key=True
-    )
+    sensor_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     value: Mapped[float] = mapped_column(Double, nullable=False)
 

@@ -65,12 +65,14 @@ class CatalogueEntry(Editable, Base):
 
 
 class User(Editable, Base):
-    """A person who signs in, with one role; grid workers are bound to grids (``user_grids``)."""
+    """A person who signs in, with one role; grid workers are bound to grids (``user_grids``),
+    and anyone may be bound to one district (``district_code``)."""
 
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(f"role IN {ROLES!r}", name="role_known"),
         CheckConstraint("username ~ '^[a-z0-9_.-]{2,50}$'", name="username_format"),
+        CheckConstraint("district_code ~ '^[0-9]{6}$'", name="district_code_format"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -84,6 +86,8 @@ class User(Editable, Base):
     #: failed sign-ins in a row, and until when the account is locked after too many
     failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: the one district this user works in (its 6-digit code); NULL: the whole city
+    district_code: Mapped[str | None] = mapped_column(CHAR(6))
 
 
 class UserGrid(Base):

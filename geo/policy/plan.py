@@ -6,7 +6,9 @@ Every read path asks :func:`plan_read` and obeys the answer; none decides on its
 - which personal fields are masked, and how, and which are shown raw: only with a stated purpose,
   only to a role the layer allows, and for a grid worker only in their own grids (the read is then
   audited by the path that serves it);
-- which rows may be seen (all, the caller's own grids, or a CQL2 filter on the layer's fields);
+- which rows may be seen (all, the caller's own grids, or a CQL2 filter on the layer's fields),
+  and in which district: a caller bound to a district (or narrowing a request to one) reads only
+  that district's rows of every layer that can say where its rows are;
 - an *audience key*: two callers with the same key are served the same bytes, so a cache (tiles,
   exports) may key on it and never hand one audience's answer to another.
 """
@@ -41,6 +43,7 @@ class ReadPlan:
     rows: str  # 'all', 'own' or a CQL2 filter
     purpose: str | None
     audience: str
+    district: str | None = None  # rows confined to this district (None: the whole city)
 
     @property
     def audited(self) -> bool:
@@ -65,7 +68,7 @@ class ReadPlan:
     @property
     def restricted(self) -> bool:
         """Some rows are withheld from this caller: counts and extents must be recomputed."""
-        return self.rows != ALL
+        return self.rows != ALL or self.district is not None
 
     def mask_value(self, name: str, value, grid: str | None = None):
         """One value as this caller may see it."""
@@ -123,7 +126,9 @@ def plan_read(
             sorted(raw_grids) if raw_grids is not None else None,
             rows,
             sorted(viewer.grids) if rows == OWN else None,
-        ],
+        ]
+        # a district's audience is its own (a whole-city caller's key is what it always was)
+        + ([viewer.district] if viewer.district else []),
         ensure_ascii=False,
     )
     return ReadPlan(
@@ -137,4 +142,5 @@ def plan_read(
         rows=rows,
         purpose=purpose if raw else None,
         audience=hashlib.sha256(key.encode()).hexdigest()[:32],
+        district=viewer.district,
     )

@@ -18,11 +18,14 @@ ROLE_ZH = {
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is asking: a user name, a role, and for a grid worker the grids they are bound to."""
+    """Who is asking: a user name, a role, for a grid worker the grids they are bound to, and the
+    one district (6-digit code) they read in: the district a user is bound to, or the one a
+    whole-city caller narrowed this request to (``?district=``); None: the whole city."""
 
     username: str = "anonymous"
     role: str = "public"
     grids: frozenset[str] = field(default_factory=frozenset)
+    district: str | None = None
 
     @property
     def anonymous(self) -> bool:

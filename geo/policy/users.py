@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geo.errors import BadRequest
+from geo.policy.district_scope import check_district
 from geo.policy.roles import ROLES, Viewer
 
 TOKEN_PREFIX = "om_"
@@ -42,7 +43,9 @@ def create_user(
     role: str,
     display_name: str | None = None,
     grids: tuple[str, ...] = (),
+    district: str | None = None,
 ) -> int:
+    """Create (or update) a user; ``district``: the one district they read in (None: the city)."""
     if role not in ROLES:
         raise UserError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     if role == "grid_worker" and not grids:
@@ -58,12 +61,21 @@ def create_user(
     missing = sorted(set(grids) - known)
     if missing:
         raise UserError(f"no such grid: {', '.join(missing)}")
+    if district is not None:
+        try:
+            district = check_district(conn, district)
+        except BadRequest as exc:
+            raise UserError(str(exc)) from exc
+        outside = sorted(g for g in grids if g[:6] != district)
+        if outside:
+            raise UserError(f"grids {', '.join(outside)} are not in district {district}")
     user_id = conn.execute(
-        text("""INSERT INTO users (username, display_name, role) VALUES (:u, :d, :r)
+        text("""INSERT INTO users (username, display_name, role, district_code)
+                VALUES (:u, :d, :r, :district)
                 ON CONFLICT (username) DO UPDATE SET display_name = EXCLUDED.display_name,
-                    role = EXCLUDED.role, active = true
+                    role = EXCLUDED.role, district_code = EXCLUDED.district_code, active = true
                 RETURNING id"""),
-        {"u": username, "d": display_name or username, "r": role},
+        {"u": username, "d": display_name or username, "r": role, "district": district},
     ).scalar_one()
     conn.execute(text("DELETE FROM user_grids WHERE user_id = :id"), {"id": user_id})
     for grid in grids:
@@ -113,17 +125,18 @@ def viewer_for_token(conn: Connection, token: str) -> Viewer | None:
     """The caller a token stands for, or None if it is unknown, revoked or expired."""
     row = conn.execute(
         text("""SELECT u.username, u.role,
-                       coalesce(array_agg(g.grid_code) FILTER (WHERE g.grid_code IS NOT NULL), '{}')
+                       coalesce(array_agg(g.grid_code) FILTER (WHERE g.grid_code IS NOT NULL), '{}'),
+                       u.district_code
                 FROM api_tokens t JOIN users u ON u.id = t.user_id
                 LEFT JOIN user_grids g ON g.user_id = u.id
                 WHERE t.token_hash = :h AND t.revoked_at IS NULL AND u.active
                   AND (t.expires_at IS NULL OR t.expires_at > now())
-                GROUP BY u.username, u.role"""),
+                GROUP BY u.username, u.role, u.district_code"""),
         {"h": token_hash(token)},
     ).first()
     if row is None:
         return None
-    return Viewer(username=row[0], role=row[1], grids=frozenset(row[2]))
+    return Viewer(username=row[0], role=row[1], grids=frozenset(row[2]), district=row[3])
 
 
 DEMO_USERS = (  # username, role, display name

@@ -41,7 +41,7 @@ from geo.records.types import (
     check_geometry,
     check_properties,
 )
-from geo.settings import STORAGE_SRID, TILE_GEOMETRY
+from geo.settings import DISTRICT_COLUMN, STORAGE_SRID, TILE_GEOMETRY
 from geo.sql import ident
 from geo.sql import table as sql_table
 
@@ -95,7 +95,7 @@ class StaleRecord(Stale):
 
 def load(conn: Connection, rtype: RecordType, record_id: int, lock: bool = False) -> Record:
     row = conn.execute(
-        text(f"""SELECT to_jsonb(t) - 'geom' - '{TILE_GEOMETRY}' AS props, ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry, t.version
+        text(f"""SELECT to_jsonb(t) - 'geom' - '{TILE_GEOMETRY}' - '{DISTRICT_COLUMN}' AS props, ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry, t.version
                  FROM {sql_table(rtype.name)} t WHERE t.id = :id {"FOR UPDATE" if lock else ""}"""),
         {"id": record_id},
     ).first()
@@ -169,6 +169,11 @@ def read(
     """The record, if the caller's workspace holds it; an unmasked read (``plan.audited``) is
     written to the audit log with its purpose."""
     record = load(conn, rtype, record_id)
+    if (
+        plan.district is not None
+        and (record.properties.get("grid_code") or "")[:6] != plan.district
+    ):
+        raise NotFound(f"no {rtype.name} record {record_id}")  # another district's: as missing
     check_owned(conn, viewer, record, write=False)
     if plan.audited:
         audit.record(
@@ -196,13 +201,15 @@ def list_records(
     own = scope == "own" or plan.row_grids is not None
     grids = sorted(plan.row_grids if plan.row_grids is not None else viewer.grids)
     where = "t.grid_code = ANY(:own)" if own else "true"
-    params = {"own": grids, "limit": limit, "offset": offset}
+    if plan.district is not None:  # the caller's district only (migration 0020's column)
+        where += f" AND t.{DISTRICT_COLUMN} = :district"
+    params = {"own": grids, "limit": limit, "offset": offset, "district": plan.district}
     table = sql_table(rtype.name)
     # the page's ids first: the rows an offset skips are never turned into JSON
     rows = conn.execute(
         text(f"""WITH page AS (SELECT t.id FROM {table} t WHERE {where}
                                ORDER BY t.id LIMIT :limit OFFSET :offset)
-                 SELECT t.id, t.version, to_jsonb(t) - 'geom' - '{TILE_GEOMETRY}' AS props,
+                 SELECT t.id, t.version, to_jsonb(t) - 'geom' - '{TILE_GEOMETRY}' - '{DISTRICT_COLUMN}' AS props,
                         ST_AsGeoJSON(t.geom, 9, 0)::jsonb AS geometry
                  FROM {table} t JOIN page USING (id) ORDER BY t.id"""),
         params,

@@ -7,9 +7,9 @@ partition (so no reading is ever refused for its date).
 
 * :func:`ensure_months` creates the missing monthly partitions from the earliest month holding
   data to ``ahead`` months past now; :func:`ensure_for` creates those of the months a batch names
-  (ingest calls it only when a batch holds a month without a partition, so it is one catalogue
-  look-up per batch otherwise). A month whose readings sit in the DEFAULT partition gets its
-  partition all the same: the rows are moved out of the default into it in the same transaction.
+  (one small catalogue query per batch when they exist), after which ingest writes straight into
+  them. A month whose readings sit in the DEFAULT partition gets its partition all the same: the
+  rows are moved out of the default into it in the same transaction.
 * :func:`drop_older_than` is the retention (``ONEMAP_READINGS_RETENTION_MONTHS``): whole monthly
   partitions older than the setting are detached and dropped, never a partial delete; the
   DEFAULT partition is never dropped.
@@ -91,11 +91,25 @@ def _months(conn: Connection) -> set[date]:
     return {p.month for p in partitions(conn) if p.month}
 
 
+def _attached(conn: Connection, months: set[date]) -> set[date]:
+    """Which of ``months`` have their partition attached to the parent (one small query)."""
+    found = set(
+        conn.execute(
+            text("""SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = to_regclass(:parent) AND c.relname = ANY(:names)"""),
+            {"parent": PARENT, "names": [name_of(m) for m in months]},
+        ).scalars()
+    )
+    return {m for m in months if name_of(m) in found}
+
+
 def ensure_for(conn: Connection, months: Iterable[date]) -> list[str]:
     """Create the partitions of ``months`` that do not exist yet (moving their rows out of the
-    default partition); the names created. Cheap when none is missing: one catalogue query."""
+    default partition); the names created. Afterwards each of ``months`` has its partition, so a
+    caller may write into it directly (geo.safety.readings does). Cheap when none is missing: one
+    catalogue query for the months named."""
     wanted = {month_of(m) for m in months}
-    if not wanted - _months(conn):
+    if not wanted or not wanted - _attached(conn, wanted):
         return []
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITIONS_LOCK})
     missing = sorted(wanted - _months(conn))  # again, under the lock: another may have made them
@@ -150,6 +164,11 @@ def _create(conn: Connection, month: date) -> str:
 
 def _bound(month: date) -> str:
     return f"{month:%Y-%m-%d} 00:00:00+00"
+
+
+def start_of(month: date) -> datetime:
+    """The first instant of a month (UTC): a partition's lower bound."""
+    return datetime(month.year, month.month, 1, tzinfo=UTC)
 
 
 def drop_older_than(conn: Connection, months: int, now: datetime | None = None) -> list[str]:

@@ -7,7 +7,10 @@ a gateway can fix and resend it whole. Storing is idempotent: readings go throug
 temporary table and then ``INSERT … ON CONFLICT (sensor_id, observed_at) DO NOTHING``; the same
 batch posted twice stores each reading once (the first stored value stands) and changes no
 warning the second time. ``sensor_readings`` is partitioned by month (geo.safety.partitions): a
-batch holding a month without its partition creates it before the insert.
+batch holding a month without its partition creates it, then is inserted straight into each
+month's partition. The readings have no foreign key (migration 0018): a batch's sensors are
+checked once, under the row locks taken on them anyway, and a batch naming a sensor that does not
+exist stores nothing.
 
 Warnings (预警) follow each sensor's *present*:
 
@@ -37,14 +40,22 @@ import csv
 import io
 import math
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from geo.errors import BadRequest, Unsupported
-from geo.safety.partitions import ensure_for
+from geo.safety.partitions import (
+    PARENT,
+    add_months,
+    ensure_for,
+    month_of,
+    name_of,
+    start_of,
+)
 
 CSV_TYPES = ("text/csv",)
 JSON_LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
@@ -52,6 +63,7 @@ JSON_LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/js
 NAMED_PROBLEMS = 50
 #: the advisory lock key under which warning rows are written (ids visible in order)
 WARNING_WRITES_LOCK = 140_014
+UNIQUE_VIOLATION = "23505"
 
 
 @dataclass
@@ -269,13 +281,43 @@ def _utc(observed: str) -> str | None:
     return moment.astimezone(UTC).isoformat()
 
 
+#: the batch's sensors with their threshold, open warning and latest reading stored, looked for
+#: from the batch's first instant on only: an older one would make no reading of the batch late
+#: either (late: no later than what the sensor had), and the bound keeps the look-up to the
+#: partitions of the batch's months and later instead of one index probe per partition
+TOUCHED = """
+SELECT s.id AS sensor_id, s.threshold,
+       (SELECT max(r.observed_at) FROM {readings} r
+         WHERE r.sensor_id = s.id AND r.observed_at >= :first) AS seen_until,
+       (SELECT w.id FROM sensor_warnings w
+         WHERE w.sensor_id = s.id AND w.cleared_at IS NULL) AS open_id
+FROM sensors s WHERE s.id IN (SELECT DISTINCT sensor_id FROM incoming)
+"""
+
+
+def lookup_plan(conn: Connection, first: datetime, sensors: int = 5) -> list[str]:
+    """EXPLAIN of ingest's look-up of what a batch's sensors already have (:data:`TOUCHED`), for
+    a batch of a few sensors whose first reading is at ``first``: the partitions it reads (the
+    ones from ``first``'s month on, and the default)."""
+    conn.execute(text("CREATE TEMP TABLE incoming (sensor_id bigint) ON COMMIT DROP"))
+    conn.execute(
+        text("INSERT INTO incoming SELECT id FROM sensors ORDER BY id LIMIT :n"), {"n": sensors}
+    )
+    plan = conn.execute(
+        text("EXPLAIN (COSTS OFF) " + TOUCHED.format(readings=PARENT)), {"first": first}
+    ).scalars()
+    lines = list(plan)
+    conn.execute(text("DROP TABLE incoming"))
+    return lines
+
+
 def ingest(conn: Connection, body: bytes, media_type: str) -> IngestReport:
     """Store a batch of readings once each and bring its sensors' warnings up to date, in the
     caller's transaction; a batch with a bad line raises BadRequest and writes nothing."""
     return store(conn, validate(conn, parse(body, media_type)))
 
 
-def store(conn: Connection, copy_text: str, readings: str = "sensor_readings") -> IngestReport:
+def store(conn: Connection, copy_text: str, readings: str = PARENT) -> IngestReport:
     """COPY validated readings in, insert the new ones, and run the warning pass. ``readings``
     names the table stored into: ``sensor_readings`` but for a benchmark's unpartitioned copy
     (benchmarks/safety_ingest.py --compare-unpartitioned)."""
@@ -287,28 +329,29 @@ def store(conn: Connection, copy_text: str, readings: str = "sensor_readings") -
     with cursor, cursor.copy("COPY incoming FROM STDIN") as copy:
         copy.write(copy_text)
     received = copy_text.count("\n")
-    if readings == "sensor_readings":
-        # a month without its own partition gets one first (rare: months are created ahead)
-        months = conn.execute(
-            text("""SELECT DISTINCT date_trunc('month', observed_at AT TIME ZONE 'UTC')::date
-                    FROM incoming""")
-        ).scalars()
+    first, last = conn.execute(
+        text("SELECT min(observed_at), max(observed_at) FROM incoming")
+    ).one()
+    months = _months(conn, first, last) if readings == PARENT and first is not None else []
+    if months:  # a month without its own partition gets one first (months are made ahead)
         ensure_for(conn, months)
-    # judged one batch at a time per sensor: what is stored is read after the lock
-    conn.execute(
-        text("""SELECT id FROM sensors WHERE id IN (SELECT DISTINCT sensor_id FROM incoming)
-                ORDER BY id FOR NO KEY UPDATE""")
-    )
-    conn.execute(
-        text(
-            f"""CREATE TEMP TABLE touched ON COMMIT DROP AS
-                SELECT s.id AS sensor_id, s.threshold,
-                       (SELECT max(r.observed_at) FROM {readings} r
-                         WHERE r.sensor_id = s.id) AS seen_until,
-                       (SELECT w.id FROM sensor_warnings w
-                         WHERE w.sensor_id = s.id AND w.cleared_at IS NULL) AS open_id
-                FROM sensors s WHERE s.id IN (SELECT DISTINCT sensor_id FROM incoming)"""
+    # judged one batch at a time per sensor: what is stored is read after the lock, which also
+    # keeps the sensors from being deleted until commit (the readings have no foreign key: this
+    # is its check, once per batch; migration 0018)
+    wanted, locked = conn.execute(
+        text("""WITH wanted AS (SELECT DISTINCT sensor_id FROM incoming),
+                locked AS (SELECT id FROM sensors WHERE id IN (SELECT sensor_id FROM wanted)
+                           ORDER BY id FOR NO KEY UPDATE)
+                SELECT (SELECT count(*) FROM wanted), (SELECT count(*) FROM locked)""")
+    ).one()
+    if locked < wanted:
+        raise BadRequest(
+            f"读数有误，整批未入库: {wanted - locked} sensor(s) of the batch were deleted while it "
+            "was checked, nothing was stored — leave their readings out and send the batch again"
         )
+    conn.execute(
+        text("CREATE TEMP TABLE touched ON COMMIT DROP AS " + TOUCHED.format(readings=readings)),
+        {"first": first},
     )
     # one reading per sensor and time (the first line stands), marked fresh when later than
     # anything the sensor had: only fresh readings move warnings, and none of them is stored yet
@@ -321,14 +364,10 @@ def store(conn: Connection, copy_text: str, readings: str = "sensor_readings") -
                 FROM incoming i JOIN touched t USING (sensor_id)
                 ORDER BY i.sensor_id, i.observed_at, i.line""")
     )
-    stored = conn.execute(
-        text(f"""INSERT INTO {readings} (sensor_id, observed_at, value)
-                SELECT sensor_id, observed_at, value FROM batch
-                ON CONFLICT (sensor_id, observed_at) DO NOTHING""")
-    ).rowcount
-    fresh, sensors = conn.execute(
-        text("SELECT count(*) FILTER (WHERE fresh), count(DISTINCT sensor_id) FROM batch")
+    fresh, total, sensors = conn.execute(
+        text("SELECT count(*) FILTER (WHERE fresh), count(*), count(DISTINCT sensor_id) FROM batch")
     ).one()
+    stored = _insert(conn, readings, months, late=total - fresh)
     opened, updated, cleared = _warning_pass(conn) if fresh else (0, 0, 0)
     return IngestReport(
         received=received,
@@ -340,6 +379,63 @@ def store(conn: Connection, copy_text: str, readings: str = "sensor_readings") -
         warnings_updated=updated,
         warnings_cleared=cleared,
     )
+
+
+def _months(conn: Connection, first: datetime, last: datetime) -> list[date]:
+    """The months (UTC) the batch's readings fall in: from its first and last instants when they
+    share a month (a gateway's batch nearly always does), else asked of the batch."""
+    if month_of(first) == month_of(last):
+        return [month_of(first)]
+    return list(
+        conn.execute(
+            text("""SELECT DISTINCT date_trunc('month', observed_at AT TIME ZONE 'UTC')::date
+                    FROM incoming ORDER BY 1""")
+        ).scalars()
+    )
+
+
+def _insert(conn: Connection, readings: str, months: list[date], late: int) -> int:
+    """Insert the batch's readings, the ones already stored left alone; the number stored.
+
+    Into the partitioned table, straight into each month's partition (one INSERT per month,
+    usually one): no tuple routing, and the parent's statement trigger (the sensor check this
+    batch has already made) is not run again. Fresh readings (later than anything their sensor
+    had, read under the sensor's lock, so no other batch adds one meanwhile) cannot be stored
+    already: a plain INSERT, half the cost of ``ON CONFLICT`` which checks and reserves each key
+    first. Only the late ones (usually none; all of a batch posted again) go through
+    ``ON CONFLICT DO NOTHING``. Should another writer have stored a fresh one meanwhile (a bulk
+    load while gateways post), the plain INSERT is undone to its savepoint and made again with
+    ``ON CONFLICT``: the key decides, nothing is stored twice."""
+    if not months:
+        targets = [(readings, "", {})]
+    elif len(months) == 1:
+        targets = [(name_of(months[0]), "", {})]
+    else:
+        targets = [
+            (
+                name_of(month),
+                "AND observed_at >= :low AND observed_at < :high",
+                {"low": start_of(month), "high": start_of(add_months(month, 1))},
+            )
+            for month in months
+        ]
+    stored = 0
+    for table, within, params in targets:
+        insert = f"""INSERT INTO {table} (sensor_id, observed_at, value)
+                     SELECT sensor_id, observed_at, value FROM batch WHERE {{which}} {within}"""
+        conflict = " ON CONFLICT (sensor_id, observed_at) DO NOTHING"
+        try:
+            with conn.begin_nested():
+                stored += conn.execute(text(insert.format(which="fresh")), params).rowcount
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
+                raise
+            stored += conn.execute(text(insert.format(which="fresh") + conflict), params).rowcount
+        if late:
+            stored += conn.execute(
+                text(insert.format(which="NOT fresh") + conflict), params
+            ).rowcount
+    return stored
 
 
 #: the fresh readings of the sensors with something to judge (a warning open, or a reading over),
