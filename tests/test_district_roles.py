@@ -21,7 +21,7 @@ from tests.conftest import auth
 
 HOME, OTHER = "320117", "320118"
 TMS = morecantile.tms.get("WebMercatorQuad")
-NANJING = Path(__file__).resolve().parents[2] / "shared" / "data" / "nanjing_districts.geojson"
+NANJING = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "nanjing_districts.geojson"
 #: the second district's places: two grids side by side in 淳溪 (inside 高淳's real boundary)
 G1, G2 = f"{OTHER}001001001", f"{OTHER}001001002"
 BOX = (118.880, 31.320, 118.900, 31.330)

@@ -16,6 +16,7 @@ from api.deps import read_engine, reading_transaction, require_role
 from geo.crs import gcj02_to_wgs84
 from geo.database import transaction
 from geo.errors import BadRequest, NotFound
+from geo.policy.district_scope import must_see, narrowed
 from geo.policy.roles import Viewer
 from geo.safety import alarm, risk
 
@@ -68,6 +69,11 @@ def receive_alarm(
     body: Annotated[Alarm, Body()],
     who: Viewer = Depends(RESPONDERS),
 ):
+    """A district-bound responder answers alarms in their own district only: one at a point in
+    another district is refused (403) before anything near it is read. A command centre answers
+    for its jurisdiction; the alarm is that district's, or the whole-city 119 centre's, whose
+    answer crosses boundaries, and a district's staff may not read another's people and units.
+    Near the boundary a bound responder's answer lists their own district's things only."""
     lon, lat = _point(body)
     if lon is None and not (body.address and body.address.strip()):
         raise BadRequest("报警须给出位置 / give the alarm's point (lon and lat) or its address")
@@ -91,7 +97,7 @@ def list_alarms(
     who: Viewer = Depends(RESPONDERS),
 ):
     with read_engine(request).connect() as conn:
-        return _json({"alarms": alarm.recent(conn, limit)})
+        return _json({"alarms": alarm.recent(conn, limit, who.district)})
 
 
 @router.get("/safety/alarms/{alarm_id}", summary="One 119 alarm and the answer it was given")
@@ -100,6 +106,8 @@ def show_alarm(request: Request, alarm_id: int, who: Viewer = Depends(RESPONDERS
         found = alarm.kept(conn, alarm_id)
     if found is None:
         raise NotFound(f"没有该警情 / no alarm {alarm_id}")
+    levels = found["response"].get("levels") or [{}]
+    must_see(who, levels[0].get("code"), f"alarm {alarm_id} in your district / 辖区内无该警情")
     return _json(found)
 
 
@@ -113,19 +121,30 @@ def risk_layer(
     request: Request,
     level: Annotated[str, Query(description=f"one of {', '.join(RISK_LEVELS)}")] = "grid",
     who: Viewer = Depends(RISK_READERS),
+    district: Annotated[str | None, Query(description="only this district's (6 digits)")] = None,
 ):
+    """A district-bound reader's scores are their district's grids (or cells, counting their
+    district's rows), normalised among those; ``?district=`` narrows a whole-city reader's."""
     if level not in RISK_LEVELS:
         raise BadRequest(f"level must be one of {', '.join(RISK_LEVELS)}, not {level!r}")
     now = datetime.now(UTC)
     state = request.app.state
     weights = risk.parse_weights(state.settings.safety.risk_weights)
     with reading_transaction(request) as conn:
+        who = narrowed(conn, who, district)
         if level == "grid":
             areas = risk.risk_by_grid(
-                conn, now, weights, state.settings.spatial.metric_srid, geometry=True
+                conn,
+                now,
+                weights,
+                state.settings.spatial.metric_srid,
+                geometry=True,
+                district=who.district,
             )
         else:
-            areas = risk.risk_by_cell(conn, int(level[-1]), now, weights, geometry=True)
+            areas = risk.risk_by_cell(
+                conn, int(level[-1]), now, weights, geometry=True, district=who.district
+            )
     features = [
         {
             "type": "Feature",

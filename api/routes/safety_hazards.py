@@ -206,10 +206,14 @@ def hazard_summary(
     request: Request,
     who: Viewer = Depends(OFFICE),
     day: Annotated[date | None, Query(description="YYYY-MM-DD (default: today)")] = None,
+    district: Annotated[str | None, Query(description="only this district's (6 digits)")] = None,
 ):
+    """A district-bound caller's figures are their district's; ``?district=`` narrows a
+    whole-city caller's (another district than one's own is a 403, as on the lists)."""
     day = day or _now(request).astimezone(ZoneInfo(_zone(request))).date()
     with reading_transaction(request) as conn:
-        return _json(hazard_loop.daily_summary(conn, day, _zone(request)))
+        who = narrowed(conn, who, district)
+        return _json(hazard_loop.daily_summary(conn, day, _zone(request), who.district))
 
 
 @router.get("/safety/hazards/{hazard_id}", summary="One hazard with every step of its loop")
@@ -461,7 +465,9 @@ def inspection_coverage(
     start: Annotated[date, Query(description="first day, YYYY-MM-DD")],
     end: Annotated[date, Query(description="last day, YYYY-MM-DD (inclusive)")],
     who: Viewer = Depends(OFFICE),
+    district: Annotated[str | None, Query(description="only this district's (6 digits)")] = None,
 ):
+    """Per district as the summary: a bound caller's grids and key units, or ``?district=``'s."""
     if end < start:
         raise BadRequest(f"end {end} is before start {start}")
     if end - start > timedelta(days=3660):
@@ -469,4 +475,5 @@ def inspection_coverage(
     first, _ = hazard_loop.day_bounds(start, _zone(request))
     _, last = hazard_loop.day_bounds(end, _zone(request))
     with reading_transaction(request) as conn:
-        return _json(inspections.coverage(conn, first, last))
+        who = narrowed(conn, who, district)
+        return _json(inspections.coverage(conn, first, last, who.district))

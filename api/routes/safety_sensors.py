@@ -29,7 +29,7 @@ from api.deps import read_engine, require_role
 from geo.database import transaction
 from geo.errors import BadRequest
 from geo.models.hazards import SENSOR_KINDS
-from geo.policy.district_scope import must_see, narrowed, sees_code
+from geo.policy.district_scope import must_see, narrowed
 from geo.policy.roles import Viewer
 from geo.safety import warnings as sensor_warnings
 from geo.safety.readings import ingest
@@ -111,7 +111,7 @@ def open_warnings(
     with read_engine(request).connect() as conn:
         who = narrowed(conn, who, district)
         after = sensor_warnings.latest_id(conn)  # before the list: a stream from it misses none
-        rows = [r for r in sensor_warnings.live(conn, kind, grid) if sees_code(who, r["grid_code"])]
+        rows = sensor_warnings.live(conn, kind, grid, district=who.district)
     if f == "geojson":
         body = sensor_warnings.as_features(rows) | {"stream_after": after}
         return _json(body, media_type="application/geo+json")
@@ -157,7 +157,12 @@ async def warning_stream(
     ] = None,
     last_event_id: Annotated[str | None, Header()] = None,
     who: Viewer = Depends(READERS),
+    district: Annotated[str | None, Query(description="only this district's (6 digits)")] = None,
 ):
+    """A district-bound reader's stream tells only of their district's sensors (as the list);
+    ``?district=`` narrows a whole-city reader's, and is checked before the stream opens."""
+    if district is not None:
+        who = await run_in_threadpool(_feed_call, request, narrowed, who, district)
     if last_event_id and last_event_id.strip().isdigit():
         after = int(last_event_id.strip())
     # woken at once by any process's warning (LISTEN onemap_warnings, api.change_listener),
@@ -167,7 +172,9 @@ async def warning_stream(
     poll_seconds = request.app.state.settings.safety.stream_poll_seconds
     waiter = bell.subscribe()
     try:
-        feed, backlog = await run_in_threadpool(_feed_call, request, sensor_warnings.start, after)
+        feed, backlog = await run_in_threadpool(
+            _feed_call, request, sensor_warnings.start, after, who.district
+        )
     except BaseException:
         bell.unsubscribe(waiter)
         raise

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from geo.addressing import FUZZY_AT_LEAST, geocode, normalise
 from geo.checkup.fire import SPEEDS_KMH, road_graph
 from geo.crs import CGCS2000, margin_degrees
-from geo.errors import BadRequest, Invalid
+from geo.errors import BadRequest, Forbidden, Invalid
 from geo.models.facts import Organisation
 from geo.models.hazards import DutyContact
 from geo.policy import audit
@@ -244,6 +244,10 @@ def _plans(viewer: Viewer) -> tuple[ReadPlan, ReadPlan]:
     return contacts, units
 
 
+#: a row (``t``) in the responder's district, or any when they are not bound to one
+_MINE = "(CAST(:district AS text) IS NULL OR t.district_code = :district)"
+
+
 def _near(table: str, srid: int, columns: str, where: str, radius: float) -> str:
     return f"""SELECT {columns}, ST_Distance(ST_Transform(t.geom, {srid}), p.m) AS d,
                       ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat
@@ -294,12 +298,21 @@ def respond(
             f"报警点不在本区内 / the point ({lon}, {lat}) lies outside the district: check the "
             "coordinates and their CRS (CGCS2000/WGS 84 lon, lat; or crs GCJ-02)"
         )
+    theirs = containing[1][0][:6]
+    if viewer.district is not None and theirs != viewer.district:
+        raise Forbidden(
+            f"报警点在 {containing[1][1]} ({theirs}), 不在你的辖区 {viewer.district} / the point "
+            f"lies in district {theirs}, not yours ({viewer.district}): it is answered by that "
+            "district's command centre or the city's 119 centre"
+        )
     x, y = (float(v) for v in _transformer(srid).transform(lon, lat))
     margins = {
         f"margin_{r}": margin_degrees(r, lat)
         for r in {KEY_UNIT_RADIUS_M, HYDRANT_RADIUS_M, NEARBY_RADIUS_M, RESIDENT_RADIUS_M}
     }
-    near = {**params, **margins, "now": now}
+    # a district-bound responder's answer holds their district's units, hydrants, hazards and
+    # buildings only, also within the radius across the boundary (those are the other's to list)
+    near = {**params, **margins, "now": now, "district": viewer.district}
     with_p = f"WITH p AS (SELECT g, ST_Transform(g, {srid}) AS m FROM ({point}) q) "
     key_units = conn.execute(
         text(
@@ -309,7 +322,7 @@ def respond(
                 srid,
                 "t.id, t.name, t.credit_code::text, t.kind, t.legal_person, "
                 "t.contact_phone::text, t.grid_code::text",
-                "t.is_key_unit",
+                f"t.is_key_unit AND {_MINE}",
                 NEARBY_RADIUS_M,
             )
             + " ORDER BY d, t.id"
@@ -376,7 +389,13 @@ def respond(
     hydrants = conn.execute(
         text(
             with_p
-            + _near("facilities", srid, "t.id, t.name", "t.kind = 'hydrant'", HYDRANT_RADIUS_M)
+            + _near(
+                "facilities",
+                srid,
+                "t.id, t.name",
+                f"t.kind = 'hydrant' AND {_MINE}",
+                HYDRANT_RADIUS_M,
+            )
             + " ORDER BY d, t.id"
         ),
         near,
@@ -389,7 +408,7 @@ def respond(
                 srid,
                 "t.id, t.code, t.category, t.level, t.status, t.deadline, "
                 "t.deadline < :now AS overdue",
-                "t.status <> 'closed'",
+                f"t.status <> 'closed' AND {_MINE}",
                 NEARBY_RADIUS_M,
             )
             + " ORDER BY t.level, d, t.id"
@@ -411,6 +430,7 @@ def respond(
                       WHERE h.building_id = b.id) r ON true
                   WHERE b.geom && ST_Expand(p.g, :margin_{RESIDENT_RADIUS_M})
                     AND ST_DWithin(ST_Transform(b.geom, {srid}), p.m, {RESIDENT_RADIUS_M})
+                    AND {_MINE.replace("t.", "b.")}
                   ORDER BY d, b.id"""
         ),
         {**near, "elderly_born": now.date().replace(year=now.year - ELDERLY_AGE)},
@@ -533,13 +553,17 @@ def respond(
     return answer
 
 
-def recent(conn: Connection, limit: int = 50) -> list[dict]:
-    """The latest alarms, newest first: when, who took it, where, and how long the answer took."""
+def recent(conn: Connection, limit: int = 50, district: str | None = None) -> list[dict]:
+    """The latest alarms, newest first: when, who took it, where, and how long the answer took
+    (``district``: the alarms whose point lay in it, by the district level of their answer)."""
     rows = conn.execute(
         text("""SELECT id, received_at, received_by, address, seconds, ST_X(geom), ST_Y(geom),
                        response #>> '{levels,3,code}', response #>> '{levels,1,name}'
-                FROM fire_alarms ORDER BY received_at DESC, id DESC LIMIT :n"""),
-        {"n": int(limit)},
+                FROM fire_alarms
+                WHERE CAST(:district AS text) IS NULL
+                   OR left(response #>> '{levels,0,code}', 6) = :district
+                ORDER BY received_at DESC, id DESC LIMIT :n"""),
+        {"n": int(limit), "district": district},
     ).all()
     return [
         {

@@ -463,9 +463,12 @@ def day_bounds(day: date, zone: str) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def daily_summary(conn: Connection, day: date, zone: str = "Asia/Shanghai") -> dict:
+def daily_summary(
+    conn: Connection, day: date, zone: str = "Asia/Shanghai", district: str | None = None
+) -> dict:
     """Per street and per department: found that day, closed that day, and open and overdue at
-    the day's end (not closed by then; overdue: past the deadline by then)."""
+    the day's end (not closed by then; overdue: past the deadline by then). ``district``: that
+    district's streets and hazards only (None: the whole city's)."""
     start, end = day_bounds(day, zone)
     counts = """count(*) FILTER (WHERE h.found_at >= :start AND h.found_at < :end) AS found,
         count(*) FILTER (WHERE h.closed_at >= :start AND h.closed_at < :end) AS closed,
@@ -473,25 +476,29 @@ def daily_summary(conn: Connection, day: date, zone: str = "Asia/Shanghai") -> d
             AS open,
         count(*) FILTER (WHERE h.found_at < :end AND (h.closed_at IS NULL OR h.closed_at >= :end)
             AND h.deadline < :end) AS overdue"""
-    params = {"start": start, "end": end}
+    params = {"start": start, "end": end, "district": district}
+    anywhere = "CAST(:district AS text) IS NULL"
     streets = conn.execute(
         text(f"""SELECT s.code, s.name, {counts}
                  FROM admin_areas s
                  LEFT JOIN admin_areas c ON c.parent_code = s.code AND c.level = 3
                  LEFT JOIN grids g ON g.community_code = c.code
                  LEFT JOIN hazards h ON h.grid_code = g.code
-                 WHERE s.level = 2 GROUP BY s.code, s.name ORDER BY s.code"""),
+                 WHERE s.level = 2 AND ({anywhere} OR s.district_code = :district)
+                 GROUP BY s.code, s.name ORDER BY s.code"""),
         params,
     ).all()
     departments = conn.execute(
         text(f"""SELECT coalesce(h.department, :none) AS department, {counts}
-                 FROM hazards h GROUP BY 1 ORDER BY 1"""),
+                 FROM hazards h WHERE {anywhere} OR h.district_code = :district
+                 GROUP BY 1 ORDER BY 1"""),
         params | {"none": NO_DEPARTMENT},
     ).all()
     keys = ("found", "closed", "open", "overdue")
     return {
         "day": day.isoformat(),
         "timezone": zone,
+        "district": district,
         "streets": [
             {"code": r.code, "name": r.name} | {k: getattr(r, k) for k in keys} for r in streets
         ],

@@ -153,14 +153,15 @@ def record(
     }
 
 
-def coverage(conn: Connection, start: datetime, end: datetime) -> dict:
+def coverage(conn: Connection, start: datetime, end: datetime, district: str | None = None) -> dict:
     """Per grid and per key unit, the inspections of ``[start, end)`` by source, and the lists of
-    those with none."""
+    those with none; ``district``: that district's grids and key units only (None: the city's)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise BadRequest("give start and end with a zone (or as days)")
     if end <= start:
         raise BadRequest(f"the period is empty: end {end.isoformat()} is not after start")
-    params = {"start": start, "end": end}
+    params = {"start": start, "end": end, "district": district}
+    anywhere = "CAST(:district AS text) IS NULL"
     per_source = ", ".join(
         f"count(DISTINCT i.id) FILTER (WHERE i.source = '{s}') AS {s}" for s in INSPECTION_SOURCES
     )
@@ -170,6 +171,7 @@ def coverage(conn: Connection, start: datetime, end: datetime) -> dict:
                  LEFT JOIN inspections i ON i.inspected_at >= :start AND i.inspected_at < :end
                      AND (i.grid_code = g.code
                           OR (i.route IS NOT NULL AND ST_Intersects(i.route, g.geom)))
+                 WHERE {anywhere} OR g.district_code = :district
                  GROUP BY g.code, g.name, c.parent_code ORDER BY g.code"""),
         params,
     ).all()
@@ -178,7 +180,8 @@ def coverage(conn: Connection, start: datetime, end: datetime) -> dict:
                  FROM organisations o
                  LEFT JOIN inspections i ON i.organisation_id = o.id
                      AND i.inspected_at >= :start AND i.inspected_at < :end
-                 WHERE o.is_key_unit GROUP BY o.id, o.name, o.grid_code ORDER BY o.id"""),
+                 WHERE o.is_key_unit AND ({anywhere} OR o.district_code = :district)
+                 GROUP BY o.id, o.name, o.grid_code ORDER BY o.id"""),
         params,
     ).all()
 
@@ -198,6 +201,7 @@ def coverage(conn: Connection, start: datetime, end: datetime) -> dict:
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
+        "district": district,
         "grids": {
             "total": len(grid_rows),
             "inspected": sum(r["inspected"] for r in grid_rows),

@@ -124,6 +124,7 @@ _GRID_SQL = """
     FROM grids g
     LEFT JOIN hz ON hz.grid_code = g.code LEFT JOIN wn ON wn.grid_code = g.code
     LEFT JOIN ku ON ku.grid_code = g.code LEFT JOIN pp ON pp.grid_code = g.code
+    WHERE CAST(:district AS text) IS NULL OR g.district_code = :district
     ORDER BY g.code
 """
 
@@ -134,8 +135,10 @@ def risk_by_grid(
     weights: str | dict | None = None,
     srid: int = 4549,
     geometry: bool = False,
+    district: str | None = None,
 ) -> list[dict]:
-    """Every grid's terms, normalised terms and score (and its GeoJSON geometry if asked)."""
+    """Every grid's terms, normalised terms and score (and its GeoJSON geometry if asked);
+    ``district``: that district's grids only, normalised among themselves."""
     weights = parse_weights(weights)
     srid = int(srid)
     rows = conn.execute(
@@ -146,7 +149,7 @@ def risk_by_grid(
                 geometry=", ST_AsGeoJSON(g.geom, 7)" if geometry else "",
             )
         ),
-        {"now": now},
+        {"now": now, "district": district},
     ).all()
     areas = []
     for r in rows:
@@ -174,15 +177,22 @@ def _cell(lon: float, lat: float, resolution: int) -> str:
     return h3.latlng_to_cell(lat, lon, resolution)
 
 
+def _mine(alias: str) -> str:
+    """The row (of ``alias``) in ``:district``, or any row when it is NULL (the whole city)."""
+    return f"(CAST(:district AS text) IS NULL OR {alias}district_code = :district)"
+
+
 def risk_by_cell(
     conn: Connection,
     resolution: int,
     now: datetime,
     weights: str | dict | None = None,
     geometry: bool = False,
+    district: str | None = None,
 ) -> list[dict]:
     """Every H3 cell (resolution 8 or 9) where some term is above zero: terms, normalised terms,
-    score (and the cell's hexagon as GeoJSON if asked)."""
+    score (and the cell's hexagon as GeoJSON if asked); ``district``: counting that district's
+    rows only (a cell across the boundary holds this side's)."""
     if resolution not in RESOLUTIONS:
         raise BadRequest(f"H3 resolution must be one of {RESOLUTIONS}, not {resolution}")
     weights = parse_weights(weights)
@@ -194,29 +204,31 @@ def risk_by_cell(
         entry[term] += float(value)
 
     for lon, lat, level, overdue in conn.execute(
-        text("""SELECT ST_X(geom), ST_Y(geom), level, deadline < :now FROM hazards
-                WHERE status <> 'closed' AND found_at <= :now"""),
-        {"now": now},
+        text(f"""SELECT ST_X(geom), ST_Y(geom), level, deadline < :now FROM hazards
+                 WHERE status <> 'closed' AND found_at <= :now AND {_mine("")}"""),
+        {"now": now, "district": district},
     ):
         add(lon, lat, "hazards", 5 - int(level))
         if overdue:
             add(lon, lat, "overdue", 1)
     for lon, lat in conn.execute(
-        text("""SELECT ST_X(s.geom), ST_Y(s.geom) FROM sensor_warnings w
-                JOIN sensors s ON s.id = w.sensor_id
-                WHERE w.cleared_at IS NULL AND w.started_at <= :now"""),
-        {"now": now},
+        text(f"""SELECT ST_X(s.geom), ST_Y(s.geom) FROM sensor_warnings w
+                 JOIN sensors s ON s.id = w.sensor_id
+                 WHERE w.cleared_at IS NULL AND w.started_at <= :now AND {_mine("s.")}"""),
+        {"now": now, "district": district},
     ):
         add(lon, lat, "warnings", 1)
     for lon, lat in conn.execute(
-        text("SELECT ST_X(geom), ST_Y(geom) FROM organisations WHERE is_key_unit")
+        text(f"SELECT ST_X(geom), ST_Y(geom) FROM organisations WHERE is_key_unit AND {_mine('')}"),
+        {"district": district},
     ):
         add(lon, lat, "key_units", 1)
     for lon, lat, n in conn.execute(
         text(f"""SELECT ST_X(ST_PointOnSurface(b.geom)), ST_Y(ST_PointOnSurface(b.geom)),
                         p.residents
                  FROM ({PEOPLE_BY_BUILDING_SQL}) p JOIN buildings b ON b.id = p.id
-                 WHERE p.residents > 0""")
+                 WHERE p.residents > 0 AND {_mine("b.")}"""),
+        {"district": district},
     ):
         add(lon, lat, "residents", n)
     areas = []

@@ -42,17 +42,27 @@ def _row(row) -> dict:
     return item
 
 
+#: a sensor in the feed's district (None: every district); the sensor is ``s``
+_IN_DISTRICT = "(CAST(:district AS text) IS NULL OR s.district_code = :district)"
+
+
 def live(
-    conn: Connection, kind: str | None = None, grid: str | None = None, limit: int = 5_000
+    conn: Connection,
+    kind: str | None = None,
+    grid: str | None = None,
+    limit: int = 5_000,
+    district: str | None = None,
 ) -> list[dict]:
-    """The open warnings, newest first, with their sensors' code, kind, unit, grid and place."""
+    """The open warnings, newest first, with their sensors' code, kind, unit, grid and place
+    (``district``: only that district's sensors, filtered before the limit)."""
     rows = conn.execute(
         text(f"""SELECT {_COLUMNS} FROM sensor_warnings w JOIN sensors s ON s.id = w.sensor_id
                  WHERE w.cleared_at IS NULL
                    AND (CAST(:kind AS text) IS NULL OR s.kind = :kind)
                    AND (CAST(:grid AS text) IS NULL OR s.grid_code = :grid)
+                   AND {_IN_DISTRICT}
                  ORDER BY w.started_at DESC, w.id DESC LIMIT :limit"""),
-        {"kind": kind, "grid": grid, "limit": limit},
+        {"kind": kind, "grid": grid, "limit": limit, "district": district},
     )
     return [_row(r) for r in rows]
 
@@ -101,35 +111,41 @@ def history(conn: Connection, sensor_id: int, limit: int = 200) -> dict:
 @dataclass
 class Feed:
     """One stream's place in the feed: the highest warning id told of, and the open ones it told
-    of (whose clearing it still owes)."""
+    of (whose clearing it still owes); ``district``: only that district's sensors are told of (a
+    district-bound reader's stream, or ``?district=``), None: the whole city's."""
 
     cursor: int
     watching: set[int] = field(default_factory=set)
+    district: str | None = None
 
 
-def start(conn: Connection, after: int | None) -> tuple[Feed, list[tuple[str, dict, int]]]:
+def start(
+    conn: Connection, after: int | None, district: str | None = None
+) -> tuple[Feed, list[tuple[str, dict, int]]]:
     """A feed from now (``after`` None), or resumed after warning id ``after``: the clearings of
-    the last hours are told again, then what is newer comes with the polls."""
+    the last hours are told again, then what is newer comes with the polls. ``district``: the
+    feed tells only of that district's sensors."""
     if after is None:
-        feed = Feed(latest_id(conn))
-        feed.watching = _open_ids(conn, feed.cursor)
+        feed = Feed(latest_id(conn), district=district)
+        feed.watching = _open_ids(conn, feed.cursor, district)
         return feed, []
-    feed = Feed(after, _open_ids(conn, after))
+    feed = Feed(after, _open_ids(conn, after, district), district)
     rows = conn.execute(
         text(f"""SELECT {_COLUMNS} FROM sensor_warnings w JOIN sensors s ON s.id = w.sensor_id
                  WHERE w.id <= :after AND w.cleared_at IS NOT NULL
-                   AND w.cleared_at >= now() - make_interval(hours => :hours)
+                   AND w.cleared_at >= now() - make_interval(hours => :hours) AND {_IN_DISTRICT}
                  ORDER BY w.cleared_at, w.id LIMIT :limit"""),
-        {"after": after, "hours": RESUME_CLEARED_HOURS, "limit": FEED_BATCH},
+        {"after": after, "hours": RESUME_CLEARED_HOURS, "limit": FEED_BATCH, "district": district},
     )
     return feed, [("cleared", _row(r), after) for r in rows]
 
 
-def _open_ids(conn: Connection, upto: int) -> set[int]:
+def _open_ids(conn: Connection, upto: int, district: str | None = None) -> set[int]:
     return set(
         conn.execute(
-            text("SELECT id FROM sensor_warnings WHERE cleared_at IS NULL AND id <= :upto"),
-            {"upto": upto},
+            text(f"""SELECT w.id FROM sensor_warnings w JOIN sensors s ON s.id = w.sensor_id
+                     WHERE w.cleared_at IS NULL AND w.id <= :upto AND {_IN_DISTRICT}"""),
+            {"upto": upto, "district": district},
         ).scalars()
     )
 
@@ -149,10 +165,12 @@ def poll(conn: Connection, feed: Feed) -> list[tuple[str, dict, int]]:
         for r in ended:
             events.append(("cleared", _row(r), feed.cursor))
             feed.watching.discard(r.id)
+    # another district's warnings are skipped by the query, not read and dropped: the cursor
+    # moves past the ids it is told of, and a later poll never meets the skipped ones
     fresh = conn.execute(
         text(f"""SELECT {_COLUMNS} FROM sensor_warnings w JOIN sensors s ON s.id = w.sensor_id
-                 WHERE w.id > :cursor ORDER BY w.id LIMIT :limit"""),
-        {"cursor": feed.cursor, "limit": FEED_BATCH},
+                 WHERE w.id > :cursor AND {_IN_DISTRICT} ORDER BY w.id LIMIT :limit"""),
+        {"cursor": feed.cursor, "limit": FEED_BATCH, "district": feed.district},
     )
     for r in fresh:
         item = _row(r)
