@@ -17,7 +17,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 
-from api.cluster import SUPERUSER, Cluster, ClusterError, ensure_postgis
+from api.cluster import SUPERUSER, Cluster, ClusterError, ensure_postgis, find_binaries
 from geo.settings import DatabaseSettings
 
 SLOT = "onemap_replica"
@@ -63,6 +63,8 @@ class Replica:
         return (self.data / "PG_VERSION").exists()
 
     def _pg_ctl(self, *args, check: bool = True):
+        if getattr(self.primary, "binaries", None) is None:  # a fresh process: down, status
+            self.primary.binaries = find_binaries() or ensure_postgis()
         return self.primary._run([self.primary._bin("pg_ctl"), *args], check=check)
 
     def running(self) -> bool:

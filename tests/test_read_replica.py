@@ -213,3 +213,34 @@ def test_killing_the_replica_loses_no_read_and_it_catches_up(client, admin, city
 def test_replica_status_reports_the_stream(city):
     status = city.replica.wait_caught_up()
     assert status.running and status.stream == "streaming" and status.lag_bytes == 0
+
+
+def test_the_replica_commands_work_from_a_fresh_process(city):
+    """``onemap db replica status|down|up`` as an operator runs them: a new process each."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    onemap = str(Path(sys.executable).with_name("onemap"))
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ONEMAP_DB_URL")}
+    env |= {
+        "ONEMAP_HOME": str(city.home),
+        "ONEMAP_DB_PORT": str(city.settings.port),
+        "ONEMAP_DB_NAME": city.settings.name,
+    }
+
+    def run(*args):
+        return subprocess.run(
+            [onemap, "db", "replica", *args], env=env, capture_output=True, text=True
+        )
+
+    status = run("status")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["running"] is True
+    down = run("down")
+    assert down.returncode == 0 and "stopped" in down.stdout, down.stderr
+    assert run("status").returncode == 3  # stopped: a script can tell
+    up = run("up")
+    assert up.returncode == 0 and "replica up" in up.stdout, up.stderr
+    assert city.replica.wait_caught_up().running
