@@ -610,3 +610,28 @@ def test_a_checkup_per_district_and_for_the_city(client, engine, tokens, bound, 
     assert client.get(f"/checkup/runs/{mine.json()['run']}", headers=home).status_code == 200
     listed = {r["run"] for r in client.get("/checkup/runs", headers=home).json()}
     assert mine.json()["run"] in listed and run not in listed
+
+
+def test_a_bound_administrator_reads_the_audit_of_their_districts_users_only(
+    client, people, tokens, bound, second_district
+):
+    """Entries by a 320117 user are shown to the 320117 administrator; entries by a 320118 user
+    and by a whole-city user are not (the whole-city administrator sees all three)."""
+    from geo.policy import audit
+    from geo.policy.roles import Viewer
+    from geo.policy.users import create_user
+
+    with people.engine.begin() as conn:
+        create_user(conn, f"d_audit_{OTHER}", "planner", district=OTHER)
+        for actor, role in ((f"d_planner_{HOME}", "planner"), (f"d_audit_{OTHER}", "planner"),
+                            ("audit_city_planner", "planner")):  # fmt: skip
+            audit.record(conn, Viewer(actor, role), "district_audit_probe", "probe", actor)
+    query = {"action": "district_audit_probe", "limit": 100}
+    mine = client.get("/audit", params=query, headers=bound["admin"]).json()["entries"]
+    assert {e["actor"] for e in mine} == {f"d_planner_{HOME}"}
+    everyone = client.get("/audit", params=query, headers=auth(tokens, "admin")).json()["entries"]
+    assert {e["actor"] for e in everyone} == {
+        f"d_planner_{HOME}",
+        f"d_audit_{OTHER}",
+        "audit_city_planner",
+    }

@@ -26,7 +26,7 @@ def audit_log(
     f: Format = None,
 ):
     with read_engine(request).connect() as conn:
-        entries, total = audit.query(conn, which, limit, offset)
+        entries, total = audit.query(conn, which, limit, offset, district=who.district)
     if wants_html(request, f):
         return render("audit.html", request, entries=entries, total=total)
     return Response(

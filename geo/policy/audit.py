@@ -55,16 +55,24 @@ class AuditQuery:
 
 
 def query(
-    conn: Connection, which: AuditQuery, limit: int = 100, offset: int = 0
+    conn: Connection,
+    which: AuditQuery,
+    limit: int = 100,
+    offset: int = 0,
+    district: str | None = None,
 ) -> tuple[list[dict], int]:
-    """Entries newest first, filtered; and how many match."""
-    where = """(CAST(:actor AS text) IS NULL OR actor = :actor)
+    """Entries newest first, filtered; and how many match. ``district``: an administrator bound
+    to a district sees what their district's own users did, and nothing of other districts' or
+    whole-city users' (an entry names its actor; a target's district is not kept with it)."""
+    where = """(CAST(:district AS text) IS NULL
+            OR actor IN (SELECT username FROM users WHERE district_code = :district))
+        AND (CAST(:actor AS text) IS NULL OR actor = :actor)
         AND (CAST(:action AS text) IS NULL OR action = :action)
         AND (CAST(:target_type AS text) IS NULL OR target_type = :target_type)
         AND (CAST(:target_id AS text) IS NULL OR target_id = :target_id)
         AND (CAST(:since AS timestamptz) IS NULL OR at >= :since)
         AND (CAST(:until AS timestamptz) IS NULL OR at <= :until)"""
-    params = asdict(which)
+    params = asdict(which) | {"district": district}
     total = conn.execute(text(f"SELECT count(*) FROM audit_log WHERE {where}"), params).scalar_one()
     rows = conn.execute(
         text(f"""SELECT id, at, actor, role, action, target_type, target_id, purpose, detail, status
