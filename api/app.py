@@ -153,9 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _read_router(settings: Settings, primary) -> ReadRouter | None:
     """Reads on a replica when one is configured (DATABASE_READ_URL, or the private cluster's)."""
     read_url = read_database_url(settings.database)
-    if read_url is None:
-        return None
-    if settings.database.url and not settings.database.read_url:
+    if read_url is None:  # DATABASE_URL without DATABASE_READ_URL, or no private replica
         return None
     if not settings.database.url:  # the private cluster's replica: the same database name
         database = make_url(primary.url).database

@@ -243,8 +243,7 @@ def forget_road_networks(_payload: dict | None = None) -> None:
     """The alarm's road graphs (geo.safety.alarm): built again at the next alarm."""
     from geo.safety import alarm
 
-    with alarm._LOCK:
-        alarm._NETWORKS.clear()
+    alarm.forget_networks()
 
 
 def forget_resident_cells(_payload: dict | None = None) -> None:
@@ -253,8 +252,7 @@ def forget_resident_cells(_payload: dict | None = None) -> None:
     minute old after another process's edit."""
     from geo.assets import surroundings
 
-    with surroundings._LOCK:
-        surroundings._CACHE.clear()
+    surroundings.forget_cells()
 
 
 #: tables whose change drops what, in every process

@@ -62,6 +62,12 @@ _CACHE: dict[str, _Cells] = {}
 _LOCK = threading.Lock()
 
 
+def forget_cells() -> None:
+    """Drop the residents per cell held (another process changed people or buildings)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
 def _signature(conn: Connection) -> tuple:
     return tuple(
         conn.execute(

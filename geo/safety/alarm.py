@@ -97,6 +97,12 @@ _NETWORKS: dict[tuple, _Network] = {}
 _LOCK = threading.Lock()
 
 
+def forget_networks() -> None:
+    """Drop the road graphs held (another process changed the roads); built again when needed."""
+    with _LOCK:
+        _NETWORKS.clear()
+
+
 def network(conn: Connection, srid: int) -> _Network:
     """The road graph of the district, built again when a road is added, changed or removed."""
     key = (str(conn.engine.url), srid)
