@@ -93,8 +93,30 @@ def test_the_engine_agrees_with_the_independent_profile(engine, run):
         assert district[2] == pytest.approx(figures[figure] * scale, rel=1e-6), indicator
 
 
+def _lines(engine, run_id: int, prefix: str) -> dict[tuple, tuple]:
+    """Every line of a run for the areas inside ``prefix`` (the H3 cells aside)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("""SELECT indicator, level, area_code, numerator, denominator, value, passed
+                    FROM checkup_results WHERE run_id = :r AND left(area_code, :n) = :p
+                      AND level IN ('grid', 'community', 'street', 'district')"""),
+            {"r": run_id, "n": len(prefix), "p": prefix},
+        ).all()
+    return {
+        r[:3]: tuple(None if v is None else round(float(v), 6) for v in r[3:6]) + (r.passed,)
+        for r in rows
+    }
+
+
 def test_a_run_for_one_street_stays_inside_it(client, planner, engine, run):
-    street = next(iter(_results(engine, run["run"], "kindergarten_coverage", "street")))
+    """A street's run stages its own buildings only, yet every figure of every area in it is the
+    one the district's run gives: services beyond its edge still count for its homes, and an H3
+    cell across its edge still counts all its residents (the densest street, where that shows)."""
+    with engine.connect() as conn:
+        street = conn.execute(
+            text("""SELECT left(grid_code, 9) || '000' FROM buildings
+                    GROUP BY 1 ORDER BY sum(residents) DESC NULLS LAST LIMIT 1""")
+        ).scalar_one()
     answer = client.post("/checkup/runs", json={"area": street}, headers=planner)
     assert answer.status_code == 201, answer.text
     body = answer.json()
@@ -113,9 +135,36 @@ def test_a_run_for_one_street_stays_inside_it(client, planner, engine, run):
             {"r": body["run"], "s": street[:9]},
         ).scalar()
     assert "district" not in levels and levels["street"] == len(indicators()) and outside == 0
-    whole = _results(engine, run["run"], "kindergarten_coverage", "street")[street]
-    alone = _results(engine, body["run"], "kindergarten_coverage", "street")[street]
-    assert alone == whole  # services beyond the street's edge still count for its homes
+    whole, alone = _lines(engine, run["run"], street[:9]), _lines(engine, body["run"], street[:9])
+    assert len(alone) > 10 * len(indicators())
+    assert alone == whole
+
+
+def test_an_h3_cell_across_an_areas_edge_counts_all_its_residents(engine):
+    """At 20 residents per km² (two in a cell) nearly every lived-in cell is dense, and a few
+    straddle a street's edge: a cell counts in the grid holding most of its residents, so a
+    street's run must read the homes beyond its edge too (the margin), or such a cell moves into
+    the street that holds the fewer of its residents."""
+    from geo.checkup.engine import CheckupConfig, run_checkup
+
+    config = CheckupConfig.parse({"dense_land_area": {"per_km2": 20}})
+    whole = run_checkup(engine, 4549, config=config, only=["dense_land_area"]).id
+    with engine.connect() as conn:
+        streets = (
+            conn.execute(
+                text("""SELECT area_code FROM checkup_results WHERE run_id = :r AND level = 'street'
+                    ORDER BY area_code"""),
+                {"r": whole},
+            )
+            .scalars()
+            .all()
+        )
+    assert len(streets) > 3
+    for street in streets:
+        alone = run_checkup(engine, 4549, area=street, config=config, only=["dense_land_area"])
+        expected = _lines(engine, whole, street[:9])
+        assert expected[("dense_land_area", "street", street)][0] > 0
+        assert _lines(engine, alone.id, street[:9]) == expected
 
 
 def test_year_on_year_says_what_got_better_and_worse(client, planner, run):

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from geo.checkup.registry import Indicator, indicators
-from geo.checkup.staging import Context, stage
+from geo.checkup.staging import TEMPORARY, Context, stage
 from geo.errors import BadRequest, NotFound
 
 
@@ -270,9 +270,9 @@ def run_checkup(
         within = areas.prefix(area)
         as_of = as_of or data_day(conn)
         clock = time.perf_counter()
-        stage(conn, srid)
+        stage(conn, srid, area, within)  # an area's run reads its own buildings, not the city's
         timings["staging"] = time.perf_counter() - clock
-        ctx = Context(conn, as_of, srid, config.settings)
+        ctx = Context(conn, as_of, srid, config.settings, within=within)
         run_id = conn.execute(
             text("""INSERT INTO checkup_runs (label, as_of, area_code, district_code,
                         district_name, created_by, settings)
@@ -306,7 +306,7 @@ def run_checkup(
                     indicators = :n WHERE id = :id"""),
             {"s": seconds, "t": _json(timings), "n": len(chosen), "id": run_id},
         )
-        conn.execute(text("DROP TABLE IF EXISTS ck_homes, ck_facilities, ck_parks, ck_cells"))
+        conn.execute(text(f"DROP TABLE IF EXISTS {TEMPORARY}"))
         summary = summarise(conn, run_id)
     return RunResult(run_id, as_of, seconds, timings, summary)
 

@@ -12,26 +12,32 @@ from geo.checkup.staging import Context
 #: special 09, transport 10
 BUILT_UP = ["05%", "06%", "07%", "08%", "09%", "10%"]
 
+#: per grid: its construction land, its area and the roads on that land. The pieces are summed by
+#: grouping, not by a subquery per grid (that rescans every piece for each grid: at 11,000 grids and
+#: 60,000 parcels it took 430 s of a 540 s run)
 PER_GRID = """
-    WITH built AS (
-        SELECT g.code, ST_Intersection(l.geom, g.geom) AS geom
-        FROM grids g JOIN landuse_parcels l
-          ON ST_Intersects(l.geom, g.geom) AND l.class_code LIKE ANY(:classes))
-    SELECT g.code,
-           coalesce((SELECT sum(ST_Area(ST_Transform(b.geom, :srid))) FROM built b
-                     WHERE b.code = g.code), 0) / 1e6 AS built_km2,
+    WITH g AS (SELECT code, geom FROM grids WHERE code BETWEEN :lo AND :hi),
+         built AS MATERIALIZED (
+             SELECT g.code, ST_Intersection(l.geom, g.geom) AS geom
+             FROM g JOIN landuse_parcels l
+               ON ST_Intersects(l.geom, g.geom) AND l.class_code LIKE ANY(:classes)),
+         land AS (SELECT code, sum(ST_Area(ST_Transform(geom, :srid))) AS m2
+                  FROM built GROUP BY code),
+         roads_on AS (
+             SELECT b.code, sum(ST_Length(ST_Transform(ST_Intersection(r.geom, b.geom), :srid))) AS m
+             FROM built b JOIN roads r ON ST_Intersects(r.geom, b.geom) GROUP BY b.code)
+    SELECT g.code, coalesce(land.m2, 0) / 1e6 AS built_km2,
            ST_Area(ST_Transform(g.geom, :srid)) / 1e6 AS area_km2,
-           coalesce((SELECT sum(ST_Length(ST_Transform(ST_Intersection(r.geom, b.geom), :srid)))
-                     FROM built b JOIN roads r ON ST_Intersects(r.geom, b.geom)
-                     WHERE b.code = g.code), 0) / 1e3 AS road_km
-    FROM grids g
+           coalesce(roads_on.m, 0) / 1e3 AS road_km
+    FROM g LEFT JOIN land USING (code) LEFT JOIN roads_on USING (code)
 """
 
 
 def _per_grid(ctx: Context, classes: list[str]) -> pd.DataFrame:
     key = ("land", tuple(classes))
     if key not in ctx.cache:
-        rows = ctx.rows(PER_GRID, classes=classes)
+        lo, hi = ctx.code_range(15)
+        rows = ctx.rows(PER_GRID, classes=classes, lo=lo, hi=hi)
         ctx.cache[key] = pd.DataFrame(rows, columns=["code", "built", "area", "roads"])
     return ctx.cache[key]
 
