@@ -73,9 +73,13 @@ def import_register(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Validate and report, but write nothing (roll back)."
     ),
+    district_code: str = typer.Option(
+        None, "--district", help="Whose register it is, when several districts are loaded."
+    ),
 ) -> None:
     """Import the idle-asset register: load the good rows, report each bad one."""
     from geo.database import engine
+    from geo.errors import BadRequest
     from geo.settings import Settings
     from layers.basedata.asset_import import import_assets
 
@@ -91,7 +95,12 @@ def import_register(
                 metric_srid=settings.spatial.metric_srid,
                 viewer=operator(),
                 dry_run=dry_run,
+                district_code=district_code,
             )
+        except BadRequest as exc:
+            transaction.rollback()
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
         except BaseException:
             transaction.rollback()
             raise

@@ -1,6 +1,6 @@
 """``onemap city``: bring your own district.
 
-``onemap city import MANIFEST [--replace] [--allow-rejects] [--report DIR]`` validates every file
+``onemap city import MANIFEST [--replace | --beside] [--allow-rejects] [--report DIR]`` validates every file
 the manifest names, then loads the district in one transaction (or refuses, changing nothing), and
 writes the quality report as JSON and as an HTML page with a map of the problem rows.
 ``onemap city export DIR`` writes the current district out as a GeoPackage and its manifest.
@@ -48,7 +48,13 @@ def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
 def import_city(
     manifest: Path = typer.Argument(..., help="The district manifest (TOML); files beside it."),
     replace: bool = typer.Option(
-        False, "--replace", help="Swap out the district that is loaded now (the demo city too)."
+        False,
+        "--replace",
+        help="Swap out the district of the same code (only it, when others are loaded beside "
+        "it), or, for another code, everything loaded (the demo city too).",
+    ),
+    beside: bool = typer.Option(
+        False, "--beside", help="Load this district next to the districts loaded (a city)."
     ),
     allow_rejects: bool = typer.Option(
         False, "--allow-rejects", help="Load the good rows even when some rows are rejected."
@@ -92,6 +98,7 @@ def import_city(
                     conn,
                     parsed,
                     replace=replace,
+                    beside=beside,
                     allow_rejects=allow_rejects,
                     metric_srid=settings.spatial.metric_srid,
                     hash_key=settings.secrets.id_hash_key,
@@ -134,20 +141,28 @@ def export_city(
     folder: Path = typer.Argument(
         ..., help="The folder to write district.gpkg and manifest.toml to."
     ),
+    district_code: str = typer.Option(
+        None, "--district", help="The district to write, when several are loaded (e.g. 320118)."
+    ),
 ) -> None:
     """Write the current district out as a GeoPackage and the manifest that imports it again."""
     from geo.database import connect
+    from geo.errors import BadRequest
     from geo.settings import Settings
     from layers.basedata.export import export_district
 
-    with connect() as conn:
-        counts = export_district(
-            conn,
-            folder,
-            operator(),
-            metric_srid=Settings.from_env().spatial.metric_srid,
-            progress=lambda table, n: console.print(f"  wrote {table:<22} {n:>10,} rows"),
-        )
+    try:
+        with connect() as conn:
+            counts = export_district(
+                conn,
+                folder,
+                operator(),
+                metric_srid=Settings.from_env().spatial.metric_srid,
+                progress=lambda table, n: console.print(f"  wrote {table:<22} {n:>10,} rows"),
+                district_code=district_code,
+            )
+    except BadRequest as exc:
+        _fail(str(exc))
     out.print(
         f"wrote {sum(counts.values()):,} rows of {len(counts)} tables to {folder}; import with "
         f"onemap city import {folder / 'manifest.toml'} --replace"

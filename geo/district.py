@@ -3,6 +3,9 @@ the COPY that fills them.
 
 The demo city, the district import and the district export all work on this one list, so that a
 district loaded any way is compared (checksums) and replaced (TRUNCATE … CASCADE) the same way.
+Several districts side by side (a city): one of them is replaced by deleting its rows only
+(``delete``), and a district loaded beside others has its ids moved past theirs (``id_references``
+names every column that holds another row's id).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import shapely
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection
 
+from geo.errors import BadRequest
 from geo.models import Base
 from geo.settings import STORAGE_SRID
 
@@ -47,6 +51,15 @@ BOOKKEEPING = ("created_at", "updated_at", "version")
 #: a record on patrol and when
 WORKING = ("route", "verified_at", "verified_by")
 CHUNK_ROWS = 100_000
+#: tables with no division code of their own: a district's rows are those with a point in it
+SPATIAL = ("landuse_parcels", "roads", "water", "parks")
+#: tables whose rows are never changed or removed (a trigger refuses it), unless their district is
+APPEND_ONLY = ("asset_status_history",)
+#: tables whose rows belong to a district through their parent's id
+THROUGH = {
+    "sensor_readings": ("sensor_id", "sensors"),
+    "asset_status_history": ("asset_id", "assets"),
+}
 
 
 def table(name: str) -> Table:
@@ -87,6 +100,89 @@ def checksums(conn: Connection) -> tuple[dict[str, int], dict[str, str], str]:
         rows[name], sums[name] = int(row[0]), row[1]
     digest = hashlib.sha256("".join(sums[n] for n in TABLES).encode()).hexdigest()
     return rows, sums, digest
+
+
+def loaded(conn: Connection) -> dict[str, str]:
+    """The districts loaded: 12-digit code → name."""
+    rows = conn.execute(text("SELECT code, name FROM admin_areas WHERE level = 1 ORDER BY code"))
+    return dict(rows.all())
+
+
+def rows_of(name: str) -> str:
+    """Which rows of a base table are one district's, as SQL: ``:d`` its six digits, ``:code``
+    its twelve. A row with a division code is its district's; roads, water, land use and parks,
+    which have none, belong where their point on surface lies; readings and status history follow
+    their sensor and asset."""
+    if name in THROUGH:
+        column, parent = THROUGH[name]
+        return f"{column} IN (SELECT id FROM {parent} WHERE district_code = :d)"
+    if name in SPATIAL:
+        return (
+            "ST_Intersects((SELECT geom FROM admin_areas WHERE code = :code), "
+            "ST_PointOnSurface(geom))"
+        )
+    return "district_code = :d"
+
+
+def district_params(code: str) -> dict[str, str]:
+    """The parameters ``rows_of`` takes, for a district's code (six digits or twelve)."""
+    return {"d": code[:6], "code": code[:6].ljust(12, "0")}
+
+
+def choose(conn: Connection, wanted: str | None) -> tuple[str | None, str | None, bool]:
+    """The district a one-district job works on: ``wanted`` (six or twelve digits), or the one
+    loaded; its 12-digit code, its name, and whether others are loaded beside it. Several loaded
+    and none named, or one named that is not loaded: a BadRequest listing those loaded."""
+    loaded_now = loaded(conn)
+    listed = ", ".join(f"{c[:6]} {n}" for c, n in loaded_now.items()) or "none"
+    if wanted is None:
+        if len(loaded_now) > 1:
+            raise BadRequest(f"several districts are loaded ({listed}): name one with --district")
+        code, name = next(iter(loaded_now.items()), (None, None))
+        return code, name, False
+    code = wanted[:6].ljust(12, "0")
+    if code not in loaded_now:
+        raise BadRequest(f"no district {wanted} is loaded; loaded: {listed}")
+    return code, loaded_now[code], len(loaded_now) > 1
+
+
+def delete(conn: Connection, code: str) -> dict[str, int]:
+    """Delete one district's rows from every base table, children first, in the caller's
+    transaction; the other districts' rows stay. Returns the rows deleted, by table."""
+    params = district_params(code)
+    deleted = {}
+    for name in reversed(TABLES):
+        guarded = name in APPEND_ONLY  # history kept forever, but not beyond its district
+        if guarded:
+            conn.execute(text(f"ALTER TABLE {name} DISABLE TRIGGER {name}_append_only"))
+        deleted[name] = conn.execute(
+            text(f"DELETE FROM {name} WHERE {rows_of(name)}"), params
+        ).rowcount
+        if guarded:
+            conn.execute(text(f"ALTER TABLE {name} ENABLE TRIGGER {name}_append_only"))
+    return deleted
+
+
+def last_ids(conn: Connection) -> dict[str, int]:
+    """The largest id of each base table that has one (0 when empty)."""
+    return {
+        name: int(conn.execute(text(f"SELECT coalesce(max(id), 0) FROM {name}")).scalar_one())
+        for name in TABLES
+        if "id" in columns(name)
+    }
+
+
+def id_references(name: str) -> dict[str, str]:
+    """The columns of a base table that hold the id of another base table's row → that table."""
+    out = {
+        fk.parent.name: fk.column.table.name
+        for fk in table(name).foreign_keys
+        if fk.column.name == "id" and fk.column.table.name in TABLES
+    }
+    if name in THROUGH:  # the readings' sensor: no foreign key (migration 0018), still an id
+        column, parent = THROUGH[name]
+        out[column] = parent
+    return out
 
 
 def truncate(conn: Connection) -> None:

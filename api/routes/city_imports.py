@@ -37,15 +37,14 @@ class _Refused(Exception):
         self.report = report
 
 
-def _run(engine, manifest_path: Path, replace: bool, allow_rejects: bool, settings, who: Viewer):
+def _run(engine, manifest_path: Path, options: dict[str, bool], settings, who: Viewer):
     parsed = manifests.load(manifest_path)
     try:
         with transaction(engine, settings.limits.ingest_timeout_ms) as conn:
             report = import_district(
                 conn,
                 parsed,
-                replace=replace,
-                allow_rejects=allow_rejects,
+                **options,
                 metric_srid=settings.spatial.metric_srid,
                 hash_key=settings.secrets.id_hash_key,
                 viewer=who,
@@ -75,7 +74,10 @@ def _run(engine, manifest_path: Path, replace: bool, allow_rejects: bool, settin
 async def import_city(
     request: Request,
     who: Viewer = Depends(require_role("admin")),
-    replace: Annotated[bool, Query(description="Swap out the district loaded now")] = False,
+    replace: Annotated[
+        bool, Query(description="Swap out the district of the same code (or all, for another)")
+    ] = False,
+    beside: Annotated[bool, Query(description="Load it next to the districts loaded")] = False,
     allow_rejects: Annotated[bool, Query(description="Load the good rows anyway")] = False,
     f: Annotated[str | None, Query(description="html for the report's page")] = None,
 ):
@@ -95,7 +97,12 @@ async def import_city(
         unpacked.mkdir()
         manifest_path = await run_in_threadpool(bundle.unpack, archive, unpacked)
         report = await run_in_threadpool(
-            _run, request.app.state.engine, manifest_path, replace, allow_rejects, settings, who
+            _run,
+            request.app.state.engine,
+            manifest_path,
+            {"replace": replace, "beside": beside, "allow_rejects": allow_rejects},
+            settings,
+            who,
         )
     body = report.to_json()
     status = 201 if report.loaded else 422

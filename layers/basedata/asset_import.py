@@ -34,6 +34,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from geo import district
 from geo.addressing import Geocoded, geocode
 from geo.errors import IngestError
 from geo.policy import audit
@@ -199,14 +200,17 @@ def import_assets(
     progress: Progress | None = None,
     tolerance_m: float = 50.0,
     dry_run: bool = False,
+    district_code: str | None = None,
 ) -> AssetImportReport:
     """Import the register in ``path`` on ``conn`` in its transaction: the good rows loaded, each
     bad one reported. ``status`` is ``loaded`` when at least one asset was written (or, with
     ``dry_run``, would be), ``refused`` when none; the caller commits or rolls back (always,
-    for a dry run: the flag only says so in the report)."""
+    for a dry run: the flag only says so in the report). ``district_code``: whose register it is,
+    when several districts are loaded."""
     path = Path(path)
+    _, name, _ = district.choose(conn, district_code)
     report = AssetImportReport(
-        _district_name(conn),
+        name or "辖区 district",
         str(mapping) if mapping else "默认列名 default column names",
         datetime.now(UTC),
         file=path.name,
@@ -216,7 +220,7 @@ def import_assets(
     tr = report.table("assets")
     started = time.perf_counter()
     try:
-        district_geom, district_code = _district(conn)
+        district_geom, district_code = _district(conn, district_code)
         sheet, encoding = _read_sheet(path)
         entry = _entry_for(path, list(sheet.columns), mapping)
     except (IngestError, ManifestError) as exc:
@@ -492,14 +496,10 @@ def _as_csv(sheet: pd.DataFrame, entry: Entry, folder: Path) -> tuple[Path, Plac
 # --- places: the district, its areas, the footprint of a point ----------------------------------
 
 
-def _district_name(conn: Connection) -> str:
-    name = conn.execute(text("SELECT name FROM admin_areas WHERE level = 1 LIMIT 1")).scalar()
-    return name or "辖区 district"
-
-
-def _district(conn: Connection):
+def _district(conn: Connection, wanted: str | None):
+    code = district.choose(conn, wanted)[0]
     row = conn.execute(
-        text("SELECT code, ST_AsBinary(geom) FROM admin_areas WHERE level = 1 ORDER BY code")
+        text("SELECT code, ST_AsBinary(geom) FROM admin_areas WHERE code = :c"), {"c": code}
     ).first()
     if row is None:
         raise IngestError("数据库中没有辖区 — the database holds no district: import it first")

@@ -7,6 +7,9 @@ offset, dates as ISO text, address aliases as a JSON list, references as the sto
 codes (each referenced table keyed by what its children hold: ``id`` or ``code``). The residents'
 keyed identity hash is not written: the import derives it with the service's own key.
 
+With several districts loaded (a city), one of them is exported (``--district``): its rows as
+``geo.district.rows_of`` says, with their ids, so that it can be imported again beside the others.
+
 The export holds personal data raw (names, identity numbers, phones): it is an administrator's
 copy of the whole district, written from the command line only, and recorded in the audit log.
 """
@@ -55,17 +58,19 @@ def export_district(
     viewer: Viewer,
     metric_srid: int = 4549,
     progress: Callable[[str, int], None] | None = None,
+    district_code: str | None = None,
 ) -> dict[str, int]:
-    """Write every base table and the manifest into ``folder``; returns rows written per table."""
+    """Write every base table and the manifest into ``folder``; returns rows written per table.
+    ``district_code``: the district to write when several are loaded (six or twelve digits)."""
+    name, code, only = _district(conn, district_code)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / GEOPACKAGE
     target.unlink(missing_ok=True)
     counts: dict[str, int] = {}
-    name, code = _district(conn)
     beyond, boundary = 0.0, None
     for table in district.TABLES:
-        frame = _read(conn, table)
+        frame = _read(conn, table, only)
         counts[table] = len(frame)
         if len(frame):
             geoms = _write(frame, target, table)
@@ -87,9 +92,11 @@ def export_district(
     return counts
 
 
-def _district(conn: Connection) -> tuple[str, str | None]:
-    row = conn.execute(text("SELECT name, code FROM admin_areas WHERE level = 1 LIMIT 1")).first()
-    return (row[0], row[1]) if row else ("district", None)
+def _district(conn: Connection, wanted: str | None) -> tuple[str, str | None, str | None]:
+    """The district's name and code, and its code again when only its rows are to be written
+    (None: every row, there being one district or none)."""
+    code, name, beside_others = district.choose(conn, wanted)
+    return name or "district", code, (code if beside_others else None)
 
 
 def farthest_beyond(district_geom, geoms: np.ndarray, metric_srid: int) -> float:
@@ -104,11 +111,16 @@ def farthest_beyond(district_geom, geoms: np.ndarray, metric_srid: int) -> float
     return float(shapely.distance(zone, vertices).max())
 
 
-def _read(conn: Connection, table: str) -> pd.DataFrame:
+def _read(conn: Connection, table: str, only: str | None = None) -> pd.DataFrame:
     cols = [c for c in district.columns(table) if c not in NOT_WRITTEN.get(table, ())]
     selected = ", ".join("ST_AsBinary(geom) AS geom" if c == "geom" else f'"{c}"' for c in cols)
     order = "id" if "id" in cols else ", ".join(f'"{c}"' for c in cols[:2])
-    rows = conn.execute(text(f"SELECT {selected} FROM {table} ORDER BY {order}")).all()
+    where, params = "true", {}
+    if only:
+        where, params = district.rows_of(table), district.district_params(only)
+    rows = conn.execute(
+        text(f"SELECT {selected} FROM {table} WHERE {where} ORDER BY {order}"), params
+    ).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=cols, dtype=object)
     for column in frame.columns:
         if column != "geom":

@@ -9,9 +9,12 @@ the base tables — validated as a whole first, then loaded in one transaction.
 3. *Stage*: the rows are copied into temporary tables shaped like the base tables, and every
    CHECK, NOT NULL, UNIQUE and FOREIGN KEY rule of the real table is evaluated row by row, so
    that the database's own rules reject rows with a reason instead of failing the load.
-4. *Load*, only if nothing was rejected (or ``allow_rejects``): the current district is replaced
-   (``replace``; without it an import over existing data is refused) and the staged rows are
-   inserted, in the one transaction the caller commits. A refused import changes nothing.
+4. *Load*, only if nothing was rejected (or ``allow_rejects``), in the one transaction the caller
+   commits; a refused import changes nothing. Over a database that holds data, it says what to do
+   with it: ``replace`` swaps out the district of the same code (only its rows, when other
+   districts are loaded beside it) or, for another code, everything loaded; ``beside`` loads a new
+   district next to those loaded (a city of districts), its ids moved past theirs. Without either,
+   an import over existing data is refused.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ from layers.coordinates import to_metric
 #: stage, table, done, total
 Progress = Callable[[str, str, int, int], None]
 OPERATOR = Viewer(username="cli:import", role="admin")
+#: a district loaded beside others may overlap them by this share of its area (drawings of
+#: neighbouring districts do not meet exactly); more means a wrong code or a wrong file
+OVERLAP_SHARE = 0.02
 
 
 def import_district(
@@ -60,6 +66,7 @@ def import_district(
     manifest: Manifest,
     *,
     replace: bool = False,
+    beside: bool = False,
     allow_rejects: bool = False,
     metric_srid: int = 4549,
     hash_key: str,
@@ -68,14 +75,22 @@ def import_district(
 ) -> ImportReport:
     """Import the district the manifest describes, on ``conn`` in its transaction; the report
     says ``loaded`` (commit) or ``refused`` (roll back: nothing may be kept)."""
-    report = ImportReport(manifest.name, manifest.origin, datetime.now(UTC), replace=replace)
+    report = ImportReport(
+        manifest.name, manifest.origin, datetime.now(UTC), replace=replace, beside=beside
+    )
     srid = manifest.metric_srid or metric_srid
     before = district.counts(conn)
-    if any(before.values()) and not replace:
+    loaded = district.loaded(conn)
+    if replace and beside:
+        report.problems.append("--replace and --beside exclude each other: choose one")
+        return _close(report, "refused")
+    if any(before.values()) and not (replace or beside):
         held = ", ".join(f"{n:,} {t}" for t, n in before.items() if n)
+        names = ", ".join(f"{name} {code[:6]}" for code, name in loaded.items()) or "no district"
         report.problems.append(
-            f"数据库中已有辖区数据 — the database already holds a district ({held}): pass "
-            "--replace to swap it out"
+            f"数据库中已有辖区数据 — the database already holds data ({names}; {held}): pass "
+            "--replace to swap out the district of the same code (or everything, for another "
+            "code), or --beside to load this district next to those loaded"
         )
         return _close(report, "refused")
     ctx = Context(srid, hash_key, manifest.code, {}, manifest.tolerance_m)
@@ -117,6 +132,10 @@ def import_district(
             if table == "admin_areas" and not problem:
                 district_metric, district_lon = _district(ctx, srid)
                 report.district_outline = _outline(ctx)
+                refusal = _refuse_placement(conn, ctx, loaded, beside)
+                if refusal:
+                    report.problems.append(refusal)
+                    return _close(report, "refused")
             if progress:
                 progress("read", table, len(entries), len(entries))
     if report.rejected and not allow_rejects:
@@ -128,8 +147,14 @@ def import_district(
     if report.problems:  # a table that could not be read, or rejected rows not allowed
         return _close(report, "refused")
     with _timed(report, "load"):
-        report.replaced = {t: n for t, n in before.items() if n}
-        district.truncate(conn)
+        code = ctx.district_code
+        report.kept = {c: n for c, n in loaded.items() if c != code and (beside or code in loaded)}
+        if report.kept and code in loaded:  # one district of several: its rows only
+            report.replaced = {t: n for t, n in district.delete(conn, code).items() if n}
+        elif not report.kept:
+            report.replaced = {t: n for t, n in before.items() if n}
+            district.truncate(conn)
+        moved = _moves(conn, works) if report.kept else {}
         for table in district.TABLES:
             if table not in works:
                 continue
@@ -137,8 +162,8 @@ def import_district(
             quoted = ", ".join(f'"{c}"' for c in cols)
             conn.execute(
                 text(
-                    f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM {_stage_name(table)} "
-                    "WHERE NOT _rejected ORDER BY _ix"
+                    f"INSERT INTO {table} ({quoted}) SELECT {_moved(table, cols, moved)} "
+                    f"FROM {_stage_name(table)} WHERE NOT _rejected ORDER BY _ix"
                 )
             )
             if progress:
@@ -309,6 +334,63 @@ def _tally(report: ImportReport, work: Work) -> None:
     for i, severity, why, field in sorted(kept, key=lambda k: (k[1] != "repaired", k[0])):
         if i not in work.rejected:
             tr.add(issue(i, severity, why, field))
+
+
+def _refuse_placement(
+    conn: Connection, ctx: Context, loaded: dict[str, str], beside: bool
+) -> str | None:
+    """Why this district cannot go where the options say (None: it can): loaded beside others, it
+    must be a district not loaded yet, and another area than theirs."""
+    code = ctx.district_code
+    if not beside:
+        return None
+    if code in loaded:
+        return (
+            f"辖区 {loaded[code]} ({code[:6]}) 已导入 — district {code[:6]} is loaded already: "
+            "pass --replace to swap it out (the other districts stay)"
+        )
+    areas = ctx.built["admin_areas"].c
+    top = next(g for g, level in zip(areas["geom"], areas["level"], strict=True) if level == 1)
+    overlaps = conn.execute(
+        text("""WITH new AS (SELECT ST_GeomFromWKB(:g, 4490) AS geom)
+                SELECT a.code, a.name,
+                       ST_Area(ST_Intersection(a.geom, new.geom)::geography)
+                       / nullif(ST_Area(new.geom::geography), 0) AS share
+                FROM admin_areas a, new WHERE a.level = 1 AND ST_Intersects(a.geom, new.geom)
+                ORDER BY share DESC"""),
+        {"g": shapely.to_wkb(top)},
+    ).all()
+    for other, name, share in overlaps:
+        if share and share > OVERLAP_SHARE:
+            return (
+                f"与{name}重叠 {share:.0%} — the district overlaps {name} ({other[:6]}) by "
+                f"{share:.0%} of its area: a district loaded beside others must be another area "
+                "(check the district's code and boundary file)"
+            )
+    return None
+
+
+def _moves(conn: Connection, works: dict[str, Work]) -> dict[str, int]:
+    """How far each table's staged ids move to pass the ids loaded: not at all when they are
+    free already (a district exported from this city comes back as it was), else just past."""
+    out = {}
+    for table, last in district.last_ids(conn).items():
+        if table in works:
+            first = conn.execute(
+                text(f"SELECT min(id) FROM {_stage_name(table)} WHERE NOT _rejected")
+            ).scalar()
+            out[table] = max(0, last - first + 1) if first is not None else 0
+    return out
+
+
+def _moved(table: str, cols: list[str], moved: dict[str, int]) -> str:
+    """The staged columns to insert, ids (and references to ids) moved past those loaded."""
+    refs = district.id_references(table)
+    out = []
+    for c in cols:
+        shift = moved.get(table) if c == "id" else moved.get(refs.get(c, ""))
+        out.append(f'"{c}" + {int(shift)}' if shift else f'"{c}"')
+    return ", ".join(out)
 
 
 def _district(ctx: Context, srid: int):

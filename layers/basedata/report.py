@@ -54,6 +54,8 @@ class ImportReport:
     started_at: datetime
     status: str = "validating"  # loaded, refused
     replace: bool = False
+    beside: bool = False  # loaded next to the districts there were
+    kept: dict[str, str] = field(default_factory=dict)  # other districts left as they were
     problems: list[str] = field(default_factory=list)  # what refused the import as a whole
     tables: dict[str, TableReport] = field(default_factory=dict)
     replaced: dict[str, int] = field(default_factory=dict)  # rows there were before, by table
