@@ -512,6 +512,34 @@ def test_only_administrators_may_import(hand_client, hand_url, who, status):
     assert answer.status_code == status
 
 
+def test_an_administrator_bound_to_a_district_imports_that_district_only(
+    hand_client, hand_url, files, tmp_path
+):
+    """Bound to the hand district (320199), an administrator cannot import another district
+    (the same files under 320198), neither swapping out the city nor beside it; their own
+    district they can import again."""
+    from geo.database import engine
+    from geo.policy.users import create_user, issue_token
+
+    with engine(hand_url).begin() as conn:
+        create_user(conn, "t_admin_bound", "admin", district="320199")
+        token = issue_token(conn, "t_admin_bound").token
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/zip"}
+    other = tmp_path / "other"
+    shutil.copytree(files, other)
+    areas = other / "行政区划.geojson"
+    areas.write_text(areas.read_text(encoding="utf-8").replace("320199", "320198"), "utf-8")
+    before = sums(hand_url)
+    for options in ("replace=true", "beside=true"):
+        refused = hand_client.post(f"/city/imports?{options}", content=_zip(other), headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert "you administer district 320199 only" in refused.json()["detail"]
+        assert sums(hand_url) == before
+    allowed = hand_client.post("/city/imports?replace=true", content=_zip(files), headers=headers)
+    assert allowed.status_code == 201, allowed.text
+    assert sums(hand_url)[0] == before[0]
+
+
 def test_a_zip_that_would_write_outside_its_folder_is_refused(hand_client, hand_admin, hand_url):
     import io
     import zipfile

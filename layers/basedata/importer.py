@@ -132,7 +132,7 @@ def import_district(
             if table == "admin_areas" and not problem:
                 district_metric, district_lon = _district(ctx, srid)
                 report.district_outline = _outline(ctx)
-                refusal = _refuse_placement(conn, ctx, loaded, beside)
+                refusal = _refuse_placement(conn, ctx, loaded, beside, viewer.district)
                 if refusal:
                     report.problems.append(refusal)
                     return _close(report, "refused")
@@ -337,11 +337,17 @@ def _tally(report: ImportReport, work: Work) -> None:
 
 
 def _refuse_placement(
-    conn: Connection, ctx: Context, loaded: dict[str, str], beside: bool
+    conn: Connection, ctx: Context, loaded: dict[str, str], beside: bool, bound: str | None
 ) -> str | None:
-    """Why this district cannot go where the options say (None: it can): loaded beside others, it
-    must be a district not loaded yet, and another area than theirs."""
+    """Why this district cannot go where the options say (None: it can): an administrator bound
+    to a district imports that district only; loaded beside others, it must be a district not
+    loaded yet, and another area than theirs."""
     code = ctx.district_code
+    if bound is not None and (code or "")[:6] != bound:
+        return (
+            f"只能导入本区 {bound} — you administer district {bound} only; this manifest is "
+            f"district {(code or '?')[:6]}"
+        )
     if not beside:
         return None
     if code in loaded:
