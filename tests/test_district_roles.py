@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from geo.codes import credit_code_check
 from tests.conftest import auth
+from tests.test_asset_promotion import _png
 
 HOME, OTHER = "320117", "320118"
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -523,7 +524,7 @@ def test_the_audience_key_names_the_district():
 # --- assets, hazards, warnings ----------------------------------------------------------------
 
 
-def test_assets_of_another_district_are_missing(client, tokens, bound, second_district):
+def test_assets_of_another_district_are_missing(client, engine, tokens, bound, second_district):
     aid = second_district["assets"][0]
     city, home = auth(tokens, "investment"), bound["investment"]
     listed = client.get("/assets", params={"limit": 100, "district": OTHER}, headers=city).json()
@@ -541,9 +542,32 @@ def test_assets_of_another_district_are_missing(client, tokens, bound, second_di
         f"/assets/{aid}",
         f"/assets/{aid}/surroundings",
         f"/assets/compare?ids={near},{aid}",
+        f"/assets/{aid}/history",
+        f"/assets/{aid}/brochure",
+        f"/assets/{aid}/photos",
     ):
         assert client.get(path, headers=city).status_code == 200, path
         assert client.get(path, headers=home).status_code == 404, path
+    # nor changed, photographed or counted by a bound user
+    before = client.get(f"/assets/{aid}/history", headers=city).json()
+    moved = client.post(
+        f"/assets/{aid}/status", json={"status": "negotiating", "note": "x"}, headers=home
+    )
+    photo = client.post(
+        f"/assets/{aid}/photos", files={"file": ("a.png", _png(), "image/png")}, headers=home
+    )
+    viewed = client.post(f"/assets/view/{aid}", headers=home)
+    assert (moved.status_code, photo.status_code, viewed.status_code) == (404, 404, 404)
+    assert client.get(f"/assets/{aid}/history", headers=city).json() == before
+    assert client.get(f"/assets/{aid}/photos", headers=city).json() == []
+    # the promotion's numbers: a bound user's are their district's, a whole-city user's any one's
+    numbers = client.get("/assets/statistics", headers=home).json()
+    assert numbers["totals"]["assets"] == _home_count(engine, "assets")
+    assert aid not in {a["id"] for a in numbers["most_viewed"]}
+    other = client.get("/assets/statistics", params={"district": OTHER}, headers=city).json()
+    assert other["totals"]["assets"] == 1 and [a["id"] for a in other["most_viewed"]] == [aid]
+    everything = client.get("/assets/statistics", headers=city).json()["totals"]["assets"]
+    assert everything == numbers["totals"]["assets"] + 1
 
 
 def test_hazards_and_warnings_of_another_district_are_missing(

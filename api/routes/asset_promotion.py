@@ -24,6 +24,7 @@ from api.html import render, wants_html
 from geo.assets.photos import MAX_PHOTO_BYTES, list_photos, photo_path, save_photo
 from geo.assets.promotion import brochure_facts, count_view, statistics
 from geo.errors import BadRequest, NotFound
+from geo.policy.district_scope import must_see_row, narrowed
 from geo.policy.roles import Viewer
 
 router = APIRouter(tags=["idle assets 存量资产"])
@@ -56,7 +57,9 @@ def _photo_folder(request: Request) -> Path:
 
 
 def _visible(conn, asset_id: int, who: Viewer) -> dict:
-    """The asset's public facts, or 404 when the caller may not see it (not promoted)."""
+    """The asset's public facts, or 404 when the caller may not see it (not promoted, or in
+    another district than theirs)."""
+    must_see_row(conn, who, "assets", asset_id, f"asset {asset_id}")
     return brochure_facts(conn, asset_id, everything=_internal(who))
 
 
@@ -68,10 +71,12 @@ def asset_statistics(
     request: Request,
     f: Format = None,
     as_of: Annotated[date | None, Query(description="a day: statuses as of its end")] = None,
+    district: Annotated[str | None, Query(description="only this district's (6 digits)")] = None,
     who: Viewer = Depends(READERS),
 ):
     with read_engine(request).connect() as conn:
-        numbers = statistics(conn, as_of, _zone(request))
+        who = narrowed(conn, who, district)  # a bound user: their district's numbers only
+        numbers = statistics(conn, as_of, _zone(request), district=who.district)
     if wants_html(request, f):
         most = max([d["views"] for d in numbers["views_per_day"]] + [1])
         top = max([a["views"] for a in numbers["most_viewed"]] + [1])
@@ -159,7 +164,7 @@ async def asset_photo_upload(request: Request, asset_id: int, who: Viewer = Depe
         caption = form.get("caption")
         caption = caption if isinstance(caption, str) else None
         photo = await run_in_threadpool(
-            _save, request, asset_id, data, upload.filename, who.username, caption
+            _save, request, asset_id, data, upload.filename, who, caption
         )
     finally:
         await form.close()
@@ -167,9 +172,10 @@ async def asset_photo_upload(request: Request, asset_id: int, who: Viewer = Depe
     return _json(photo, 201)
 
 
-def _save(request: Request, asset_id: int, data: bytes, name, by: str, caption) -> dict:
+def _save(request: Request, asset_id: int, data: bytes, name, who: Viewer, caption) -> dict:
     with writing_transaction(request) as conn:
-        return save_photo(conn, _photo_folder(request), asset_id, data, name, by, caption)
+        must_see_row(conn, who, "assets", asset_id, f"asset {asset_id}")
+        return save_photo(conn, _photo_folder(request), asset_id, data, name, who.username, caption)
 
 
 @router.get("/assets/{asset_id}/photos", summary="An asset's photos (the public: promoted only)")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from api.deps import read_engine, require_role
 from geo.assets.lifecycle import history, move
 from geo.models.idle_assets import ASSET_STATUSES
+from geo.policy.district_scope import must_see_row
 from geo.policy.roles import Viewer
 
 router = APIRouter(tags=["idle assets 存量资产"])
@@ -34,6 +35,7 @@ def _json(body, status: int = 200) -> Response:
 @router.get("/assets/{asset_id}/history", summary="An asset's status and every change of it")
 def asset_history(request: Request, asset_id: int, who: Viewer = Depends(READERS)):
     with read_engine(request).connect() as conn:
+        must_see_row(conn, who, "assets", asset_id, f"asset {asset_id}")  # another district's
         return _json(history(conn, asset_id))
 
 
@@ -45,4 +47,5 @@ def asset_status(
     who: Viewer = Depends(STAFF),
 ):
     with request.app.state.engine.begin() as conn:
+        must_see_row(conn, who, "assets", asset_id, f"asset {asset_id}")
         return _json(move(conn, asset_id, body.status, who.username, body.note, body.version))

@@ -100,6 +100,7 @@ WITH status_on AS (
     JOIN admin_areas ar ON ar.code = a.area_code
     LEFT JOIN admin_areas s ON s.level = 2
          AND s.code = CASE ar.level WHEN 2 THEN ar.code WHEN 3 THEN ar.parent_code END
+    WHERE CAST(:district AS text) IS NULL OR a.district_code = :district
 ), registered AS (SELECT * FROM status_on WHERE status IS NOT NULL)
 """
 
@@ -125,15 +126,28 @@ def _rates(conn: Connection, by: str, label: str, params: dict) -> list[dict]:
     ]
 
 
+#: an asset id column confined to the district asked for (all, when none is)
+THEIRS = (
+    "(CAST(:district AS text) IS NULL "
+    "OR {} IN (SELECT id FROM assets WHERE district_code = :district))"
+)
+
+
 def statistics(
-    conn: Connection, as_of: date | None = None, zone: str = "Asia/Shanghai", top: int = TOP
+    conn: Connection,
+    as_of: date | None = None,
+    zone: str = "Asia/Shanghai",
+    top: int = TOP,
+    district: str | None = None,
 ) -> dict:
     """The promotion's numbers for investment staff: totals, the most viewed assets, the status
     funnel, the revitalisation rate by category and by street, and views per day.
 
     ``as_of`` (a day) reads each asset's status from its history as of that day's end, so that
-    last year's numbers can be read again; without it, the current status."""
-    params = {"as_of": as_of, "zone": zone}
+    last year's numbers can be read again; without it, the current status. ``district``: that
+    district's assets only (six digits)."""
+    params = {"as_of": as_of, "zone": zone, "district": district}
+    theirs = THEIRS
     last_day = as_of or today(conn, zone)
     first_day = last_day - timedelta(days=DAYS - 1)
     current = dict(
@@ -143,10 +157,11 @@ def statistics(
     )
     reached = dict(
         conn.execute(
-            text("""SELECT status, count(DISTINCT asset_id) FROM asset_status_history
-                    WHERE CAST(:as_of AS date) IS NULL
-                       OR (changed_at AT TIME ZONE :zone)::date <= :as_of
-                    GROUP BY status"""),
+            text(f"""SELECT status, count(DISTINCT asset_id) FROM asset_status_history
+                     WHERE (CAST(:as_of AS date) IS NULL
+                            OR (changed_at AT TIME ZONE :zone)::date <= :as_of)
+                       AND {theirs.format("asset_id")}
+                     GROUP BY status"""),
             params,
         ).all()
     )
@@ -157,9 +172,10 @@ def statistics(
         params,
     ).one()
     recent = conn.execute(
-        text("""SELECT day, page, sum(views) AS views FROM asset_views
-                WHERE day BETWEEN :first AND :last GROUP BY day, page"""),
-        {"first": first_day, "last": last_day},
+        text(f"""SELECT day, page, sum(views) AS views FROM asset_views
+                 WHERE day BETWEEN :first AND :last AND {theirs.format("asset_id")}
+                 GROUP BY day, page"""),
+        {"first": first_day, "last": last_day, "district": district},
     ).all()
     per_day = {first_day + timedelta(days=k): dict.fromkeys(PAGES, 0) for k in range(DAYS)}
     for r in recent:

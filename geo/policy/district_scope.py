@@ -58,6 +58,15 @@ def must_see(who: Viewer, code: str | None, what: str) -> None:
         raise NotFound(f"no {what}")
 
 
+def must_see_row(conn: Connection, who: Viewer, table: str, row_id: int, what: str) -> None:
+    """:func:`must_see` for a row known by its id (a table with a ``district_code`` column)."""
+    if who.district is not None:
+        code = conn.execute(
+            text(f"SELECT district_code FROM {table} WHERE id = :id"), {"id": row_id}
+        ).scalar()
+        must_see(who, code, what)
+
+
 def district_grids(conn: Connection, district: str) -> frozenset[str]:
     """The codes of a district's grids (for paths that confine rows to a set of grids)."""
     rows = conn.execute(text("SELECT code FROM grids WHERE district_code = :d"), {"d": district})
