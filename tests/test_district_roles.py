@@ -659,3 +659,32 @@ def test_a_bound_administrator_reads_the_audit_of_their_districts_users_only(
         f"d_audit_{OTHER}",
         "audit_city_planner",
     }
+
+
+def test_a_bound_administrator_resets_and_unlocks_their_districts_users_only(
+    client, people, bound, second_district
+):
+    """A reset of a whole-city administrator's password by a district's administrator would hand
+    them the city: it, and another district's users, are as missing (404); their own district's
+    users they reset and unlock."""
+    from geo.policy.users import create_user
+
+    with people.engine.begin() as conn:
+        for name, district in (("u_city", None), ("u_other", OTHER), ("u_home", HOME)):
+            create_user(conn, name, "planner", district=district)
+    admin = bound["admin"]
+    new = {"password": "Lishui-2026-safe!"}
+    for name, status in (("u_city", 404), ("u_other", 404), ("u_home", 200)):
+        answer = client.post(f"/auth/users/{name}/password", json=new, headers=admin)
+        assert answer.status_code == status, (name, answer.text)
+        assert status == 200 or "no user" in answer.json()["detail"]  # ours: not a missing route
+        answer = client.post(f"/auth/users/{name}/unlock", headers=admin)
+        assert answer.status_code == status, (name, answer.text)
+    with people.engine.connect() as conn:
+        set_ = dict(
+            conn.execute(
+                text("""SELECT username, password_hash IS NOT NULL FROM users
+                        WHERE username IN ('u_city', 'u_other', 'u_home')""")
+            ).all()
+        )
+    assert set_ == {"u_city": False, "u_other": False, "u_home": True}

@@ -295,15 +295,16 @@ def set_password(
         )
     row = conn.execute(
         text(
-            "SELECT id, password_hash IS NOT NULL, locked_until FROM users WHERE username = :u FOR UPDATE"
+            "SELECT id, password_hash IS NOT NULL, locked_until, district_code FROM users "
+            "WHERE username = :u FOR UPDATE"
         ),
         {"u": username},
     ).first()
-    if row is None:
+    if row is None or not _manages(by, username, row.district_code):
         raise NotFound(
             f"没有用户 {username!r} / no user {username!r}: add it first (onemap users add)"
         )
-    user_id, had_password, locked_until = row
+    user_id, had_password, locked_until, _ = row
     conn.execute(
         text("""UPDATE users SET password_hash = :h, password_changed_at = :at, failed_logins = 0,
                 locked_until = NULL WHERE id = :id"""),
@@ -356,9 +357,21 @@ def change_own_password(
     return None
 
 
+def _manages(by: Viewer, username: str, district: str | None) -> bool:
+    """Whether ``by`` may reset or unlock this user: a whole-city administrator anyone, one bound
+    to a district only their district's users (never a whole-city one: that would hand them the
+    city), and everyone themselves."""
+    return by.district is None or username == by.username or district == by.district
+
+
 def unlock(conn: Connection, username: str, by: Viewer) -> bool:
     """Clear a user's failure count and lock (``account_unlocked``); whether it was locked."""
     if not USERNAME.fullmatch(username):
+        raise NotFound(f"没有用户 {username!r} / no user {username!r}")
+    district = conn.execute(
+        text("SELECT district_code FROM users WHERE username = :u"), {"u": username}
+    ).first()
+    if district is not None and not _manages(by, username, district[0]):
         raise NotFound(f"没有用户 {username!r} / no user {username!r}")
     row = conn.execute(
         text("""UPDATE users u SET failed_logins = 0, locked_until = NULL
