@@ -426,6 +426,56 @@ def test_records_of_another_district_are_not_listed_nor_opened(
     assert "district_code" not in listed["features"][0]["properties"]
 
 
+def test_records_of_another_district_are_neither_changed_nor_reviewed(
+    client, engine, bound, tokens, second_district
+):
+    """A bound administrator edits, reads the history of, and reviews their district's records
+    only: another district's record or review is as missing, and nothing of it changes."""
+    rid = second_district["residents"][0]
+    city, admin = auth(tokens, "admin"), bound["admin"]
+    etag = client.get(f"/records/residents/{rid}", headers=city).headers["etag"]
+    edited = client.patch(  # by the whole city's administrator: the record gets a history
+        f"/records/residents/{rid}",
+        json={"properties": {"phone": "13911112222"}},
+        headers=city | {"If-Match": etag, "Content-Type": "application/json"},
+    )
+    assert edited.status_code == 200, edited.text
+    etag = edited.headers["etag"]
+    history = f"/records/residents/{rid}/history"
+    assert client.get(history, headers=city).status_code == 200
+    assert client.get(history, headers=bound["planner"]).status_code == 404
+    changed = client.patch(
+        f"/records/residents/{rid}",
+        json={"properties": {"phone": "13900000000"}},
+        headers=admin | {"If-Match": etag, "Content-Type": "application/json"},
+    )
+    deleted = client.delete(f"/records/residents/{rid}", headers=admin | {"If-Match": etag})
+    assert (changed.status_code, deleted.status_code) == (404, 404)
+    assert client.get(f"/records/residents/{rid}", headers=city).headers["etag"] == etag
+    with engine.begin() as conn:
+        grid = conn.execute(
+            text("SELECT grid_code FROM residents WHERE id = :id"), {"id": rid}
+        ).scalar_one()
+        review = conn.execute(
+            text("""INSERT INTO record_reviews (record_type, record_id, action, base_version,
+                        payload, grid_code, submitted_by)
+                    VALUES ('residents', :id, 'update', 1, '{"properties": {}}', :g, 'someone')
+                    RETURNING id"""),
+            {"id": rid, "g": grid},
+        ).scalar_one()
+    try:
+        listed = client.get("/records/reviews", headers=admin).json()["reviews"]
+        assert review not in {r["id"] for r in listed}
+        assert review in {
+            r["id"] for r in client.get("/records/reviews", headers=city).json()["reviews"]
+        }
+        decided = client.post(f"/records/reviews/{review}/reject", headers=admin)
+        assert decided.status_code == 404, decided.text
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM record_reviews WHERE id = :id"), {"id": review})
+
+
 # --- ?district= checked -------------------------------------------------------------------
 
 

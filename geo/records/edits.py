@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from geo.errors import Conflict, Forbidden, NotFound, OnemapError
 from geo.policy import audit
 from geo.policy.access import may_review
+from geo.policy.district_scope import sees_code
 from geo.policy.roles import Viewer
 from geo.records import store
 from geo.records.types import Change, EditRules, RecordType, record_type
@@ -92,8 +93,9 @@ def list_reviews(
                        submitted_at, status, reviewed_by, reviewed_at, note, result_version
                 FROM record_reviews
                 WHERE status = :s AND (CAST(:mine AS text) IS NULL OR submitted_by = :mine)
+                  AND (CAST(:district AS text) IS NULL OR left(grid_code, 6) = :district)
                 ORDER BY id LIMIT :limit"""),
-        {"s": status, "mine": mine, "limit": limit},
+        {"s": status, "mine": mine, "limit": limit, "district": viewer.district},
     ).mappings()
     out, raw = [], []
     for r in rows:  # the payload as the reader may see it: masked, like every other read
@@ -135,7 +137,7 @@ def decide(
         .mappings()
         .first()
     )
-    if row is None:
+    if row is None or not sees_code(reviewer, row["grid_code"]):  # another district's: missing
         raise NotFound(f"no review {review_id}")
     if row["status"] != "pending":
         raise Conflict(f"review {review_id} was {row['status']} already")

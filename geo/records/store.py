@@ -30,6 +30,7 @@ from geo.errors import (
 from geo.models import Base, access_of
 from geo.policy import audit
 from geo.policy.access import record_scope
+from geo.policy.district_scope import sees_code
 from geo.policy.masks import keyed_hash
 from geo.policy.plan import ReadPlan
 from geo.policy.roles import Viewer
@@ -150,7 +151,12 @@ def require_scope(viewer: Viewer, write: bool) -> str:
 
 
 def check_owned(conn: Connection, viewer: Viewer, record: Record, write: bool) -> None:
-    if require_scope(viewer, write) == "own" and (
+    """The caller may read (or write) this record: it is in their district (else it is as
+    missing), and for a grid worker in their grids."""
+    scope = require_scope(viewer, write)
+    if not sees_code(viewer, record.properties.get("grid_code")):
+        raise NotFound(f"no {record.type} record {record.id}")  # another district's: as missing
+    if scope == "own" and (
         record.geometry is None
         or not inside_own_grids(conn, json.dumps(record.geometry), sorted(viewer.grids))
     ):
@@ -259,8 +265,7 @@ def apply(
         if record_id is None:
             raise BadRequest("which record? an id is needed")
         current = load(conn, rtype, record_id, lock=True)
-        if scope == "own":
-            check_owned(conn, viewer, current, write=True)
+        check_owned(conn, viewer, current, write=True)
         if if_match is None:
             raise PreconditionRequired(
                 f"send If-Match with the ETag you read (currently {current.etag}) so no edit is lost",
@@ -312,6 +317,10 @@ def apply(
     grid = locate(conn, geometry_json, own)
     if grid is None:
         raise Invalid("the position lies outside the district: no standard grid contains it")
+    if not sees_code(viewer, grid):
+        raise Forbidden(
+            f"grid {grid} is in district {grid[:6]}; you work in district {viewer.district}"
+        )
     # locate() prefers the caller's grids on a shared edge, so this is the grid rule itself
     if scope == "own" and grid not in own:
         where = "be moved" if action != "create" else "be placed"
