@@ -684,6 +684,14 @@ def test_a_checkup_per_district_and_for_the_city(client, engine, tokens, bound, 
     assert client.get(f"/checkup/runs/{mine.json()['run']}", headers=home).status_code == 200
     listed = {r["run"] for r in client.get("/checkup/runs", headers=home).json()}
     assert mine.json()["run"] in listed and run not in listed
+    # the viewer's overlay of the whole city's run, narrowed by the 区 picker
+    overlay = f"/checkup/runs/{theirs.json()['run']}/indicators/park_radius_coverage/areas.geojson"
+    for code in (HOME, OTHER):
+        features = client.get(
+            overlay, params={"level": "grid", "district": code}, headers=city
+        ).json()["features"]
+        assert features and {f["properties"]["code"][:6] for f in features} == {code}
+    assert client.get(overlay, params={"district": HOME}, headers=home).status_code == 404
 
 
 def test_a_bound_administrator_reads_the_audit_of_their_districts_users_only(

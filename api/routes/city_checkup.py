@@ -173,6 +173,7 @@ def indicator_areas(
     run: str,
     indicator: str,
     level: Annotated[str, Query(description="street, community, grid, h3_8 or h3_9")] = "community",
+    district: Annotated[str | None, Query(description="only this district's areas")] = None,
     who: Viewer = Depends(READERS),
 ):
     _check_level(level)
@@ -184,6 +185,9 @@ def indicator_areas(
             number = latest_run(conn) if run == "latest" else _run_number(run)
         _readable(conn, who, number)
         body = area_collection(conn, number, indicator, level)
+        inside = narrowed(conn, who, district).district
+    if inside is not None and not level.startswith("h3"):  # the viewer's 区 picker
+        body["features"] = [f for f in body["features"] if f["properties"]["code"][:6] == inside]
     return Response(orjson.dumps(body), media_type="application/geo+json")
 
 

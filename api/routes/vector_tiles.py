@@ -18,7 +18,7 @@ from api.deps import Caller, Read, read_tile_engine
 from api.html import base_url, render
 from api.routes.raster_tiles import raster_folder
 from geo.database import retrying_once
-from geo.policy.district_scope import narrowed
+from geo.policy.district_scope import districts_with_extent, narrowed
 from geo.policy.roles import Viewer
 from layers.catalogue import Layer, get_layer, layers_by_id, listed, no_such_layer, version_list
 from tiles import cache
@@ -249,6 +249,8 @@ def map_style(map_id: str, r: Read):
     kinds = {layer.id: layer.geometry_type or "" for layer in layers}
     relief = (raster_folder(r.request) / "hillshade.tif").is_file()
     body = style(spec, base_url(r.request), kinds, [(west + east) / 2, (south + north) / 2], relief)
+    if r.who.district is not None:  # the page, given a token in the browser, hides its 区 picker
+        body["metadata"]["onemap:district"] = r.who.district
     return Response(orjson.dumps(body), media_type="application/json")
 
 
@@ -268,8 +270,17 @@ def glyphs(fontstack: str, glyph_range: str):
 @router.get(
     "/maps/{map_id}", summary="The map's page: MapLibre over our own tiles", response_class=Response
 )
-def map_page(map_id: str, r: Read):
+def map_page(
+    map_id: str,
+    r: Read,
+    district: str | None = Query(
+        None, description="Open on this district (6-digit code): its tiles and lists, fitted"
+    ),
+):
     spec = map_spec(map_id)
+    chosen = narrowed(r.conn, r.who, district).district if district is not None else None
+    # a whole-city caller picks a district when several are loaded; a bound one has theirs
+    districts = districts_with_extent(r.conn) if r.who.district is None else []
     layers = visible_layers(r.conn, spec, r.who)
     legend = [
         {
@@ -292,4 +303,6 @@ def map_page(map_id: str, r: Read):
         legend=legend,
         maps=list(MAPS.values()),
         indicators=indicators,
+        districts=districts if len(districts) > 1 else [],
+        chosen=chosen,
     )

@@ -17,12 +17,34 @@
     headers: function () { return token ? { Authorization: "Bearer " + token } : {}; }
   };
   var here = location.protocol + "//" + location.host + "/";
+  // a position given in the address (#zoom/lat/lon) is kept; read now, before the map's own
+  // hash handler writes one at its first move
+  var placed = location.hash.length > 1;
+  // the district (区) the page shows, "" for the whole city (全市): every vector tile of this
+  // host and every list the page's scripts ask for carries it as ?district=
+  var district = el.getAttribute("data-district") || "";
+  var districtPicker = document.getElementById("district");
+  var districtListeners = [];
+  function withDistrict(url) {
+    // by hand, not new URL(): a tile template's {z}/{x}/{y} must stay as it is
+    var q = url.indexOf("?");
+    var params = new URLSearchParams(q < 0 ? "" : url.slice(q + 1));
+    if (district) params.set("district", district); else params.delete("district");
+    var rest = params.toString();
+    return (q < 0 ? url : url.slice(0, q)) + (rest ? "?" + rest : "");
+  }
+  window.onemapDistrict = {
+    code: function () { return district; },
+    url: withDistrict,
+    onChange: function (fn) { districtListeners.push(fn); }
+  };
   var map = new maplibregl.Map({
     container: el,
     style: el.getAttribute("data-style"),
-    transformRequest: function (url) {
-      if (token && url.indexOf(here) === 0) return { url: url, headers: { Authorization: "Bearer " + token } };
-      return { url: url };
+    transformRequest: function (url, kind) {
+      if (url.indexOf(here) !== 0) return { url: url };
+      if (kind === "Tile" && /\.mvt(\?|$)/.test(url)) url = withDistrict(url);
+      return token ? { url: url, headers: { Authorization: "Bearer " + token } } : { url: url };
     },
     localIdeographFontFamily: "'Noto Sans CJK SC', 'WenQuanYi Micro Hei', 'Microsoft YaHei', sans-serif",
     preserveDrawingBuffer: true, // lets a test (or a user's screenshot) read the pixels back
@@ -91,8 +113,8 @@
     if (map.getSource("checkup")) map.removeSource("checkup");
     el.removeAttribute("data-checkup");
     if (!picker.value) return;
-    var url = "/checkup/runs/latest/indicators/" + encodeURIComponent(picker.value) +
-      "/areas.geojson?level=" + encodeURIComponent(level.value);
+    var url = withDistrict("/checkup/runs/latest/indicators/" + encodeURIComponent(picker.value) +
+      "/areas.geojson?level=" + encodeURIComponent(level.value));
     fetch(url, { credentials: "same-origin", headers: window.onemapAuth.headers() }).then(function (answer) {
       if (!answer.ok) {
         return answer.json().then(function (p) { throw new Error(p.detail || p.title || answer.status); });
@@ -128,10 +150,47 @@
     level.addEventListener("change", showCheckup);
   }
 
+  // the district picker: its boxes (each district's extent; the city's, all of them)
+  function districtBox(code) {
+    var option = districtPicker && districtPicker.querySelector('option[value="' + code + '"]');
+    var box = option && JSON.parse(option.getAttribute("data-bbox"));
+    if (!box || !box.length) return null;
+    if (typeof box[0] === "number") return box;
+    return box.reduce(function (a, b) {
+      return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])];
+    });
+  }
+  function chooseDistrict(code) {
+    district = code;
+    el.setAttribute("data-district", code);
+    if (districtPicker) districtPicker.value = code;
+    var query = new URLSearchParams(location.search);
+    if (code) query.set("district", code); else query.delete("district");
+    var rest = query.toString();
+    history.replaceState(history.state, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+    Object.keys(map.getStyle().sources).forEach(function (id) {
+      var source = map.getSource(id);
+      if (source && source.type === "vector" && source.tiles) source.setTiles(source.tiles.map(withDistrict));
+    });
+    var box = districtBox(code);
+    if (box) map.fitBounds([[box[0], box[1]], [box[2], box[3]]], { padding: 10, animate: false });
+    if (picker && picker.value) showCheckup();
+    districtListeners.forEach(function (fn) { fn(code); });
+  }
+  if (districtPicker) districtPicker.addEventListener("change", function () { chooseDistrict(districtPicker.value); });
+  // a user bound to a district (the style says so, fetched with their token) has no choice
+  map.once("styledata", function () {
+    var bound = (map.getStyle().metadata || {})["onemap:district"];
+    if (!bound) return;
+    document.querySelectorAll(".district-picker").forEach(function (node) { node.remove(); });
+    districtPicker = null;
+    if (district && district !== bound) chooseDistrict("");
+  });
+
   // ready (for people waiting on a slow link, and for tests) once idle after the first fit
   map.once("idle", function () {
-    var b = map.getSource("onemap") && map.getSource("onemap").bounds;
-    if (b && !location.hash) map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 10, animate: false });
+    var b = (district && districtBox(district)) || (map.getSource("onemap") && map.getSource("onemap").bounds);
+    if (b && !placed) map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 10, animate: false });
     map.on("idle", function () { el.setAttribute("data-ready", "1"); });
     map.triggerRepaint();
   });

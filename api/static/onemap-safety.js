@@ -8,6 +8,8 @@
   var el = document.getElementById("map");
   if (!el || !window.maplibregl) return;
   var auth = window.onemapAuth || { headers: function () { return {}; }, token: null };
+  // the district the viewer shows (?district=): the lists and the stream are asked for it
+  var district = window.onemapDistrict || { url: function (u) { return u; }, onChange: function () {} };
   var root = document.querySelector("header .brand").getAttribute("href").replace(/\/\?f=html$/, "");
   var TIERS = [
     { name: "区级总览 district overview", max: 12 },
@@ -33,6 +35,7 @@
   function getJSON(path, options) {
     var o = options || {};
     o.headers = Object.assign({ Accept: "application/json" }, auth.headers(), o.headers || {});
+    if (!o.method || o.method === "GET") path = district.url(path);
     return fetch(root + path, o).then(function (r) {
       return r.json().then(function (body) { return { ok: r.ok, status: r.status, body: body }; });
     });
@@ -103,9 +106,15 @@
     }
     load();
     // the warnings stream (Server-Sent Events), read with fetch so that the token goes in the
-    // Authorization header, never in a URL; a dropped stream is taken up again after 5 s
+    // Authorization header, never in a URL; a dropped stream is taken up again after 5 s, and
+    // one of another district is closed (its generation gone) when the district changes
+    var generation = 0, stop = null;
     function listen() {
-      fetch(root + "/safety/warnings/stream", { headers: Object.assign({ Accept: "text/event-stream" }, auth.headers()) })
+      var mine = ++generation;
+      var ending = window.AbortController ? new AbortController() : null;
+      stop = function () { if (ending) ending.abort(); };
+      function again() { if (mine === generation) setTimeout(function () { if (mine === generation) listen(); }, 5000); }
+      fetch(root + district.url("/safety/warnings/stream"), { headers: Object.assign({ Accept: "text/event-stream" }, auth.headers()), signal: ending && ending.signal })
         .then(function (r) {
           if (!r.ok || !r.body) return;
           var reader = r.body.getReader();
@@ -113,18 +122,23 @@
           var buffer = "";
           (function read() {
             reader.read().then(function (chunk) {
-              if (chunk.done) { setTimeout(listen, 5000); return; }
+              if (chunk.done) { again(); return; }
               buffer += decoder.decode(chunk.value, { stream: true });
               var events = buffer.split("\n\n");
               buffer = events.pop();
               if (events.some(function (e) { return /^event: (warning|cleared)/m.test(e); })) load();
               read();
-            }).catch(function () { setTimeout(listen, 5000); });
+            }).catch(again);
           })();
-        }).catch(function () { setTimeout(listen, 5000); });
+        }).catch(again);
     }
-    if (auth.token && window.ReadableStream) listen();
+    var streaming = auth.token && window.ReadableStream;
+    if (streaming) listen();
     else setInterval(load, 30000);
+    district.onChange(function () {
+      load();
+      if (streaming) { generation++; if (stop) stop(); listen(); }
+    });
   }
 
   function tiers(map) {
@@ -227,6 +241,7 @@
     var picker = document.getElementById("risk-level");
     risk(map, picker ? picker.value : "grid");
     if (picker) picker.addEventListener("change", function () { risk(map, picker.value); });
+    district.onChange(function () { risk(map, picker ? picker.value : "grid"); });
     warnings(map);
     alarms(map);
     el.setAttribute("data-safety", "1");

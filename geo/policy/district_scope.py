@@ -22,6 +22,20 @@ def known_districts(conn: Connection) -> dict[str, str]:
     return {code: name for code, name in rows}
 
 
+def districts_with_extent(conn: Connection) -> list[dict]:
+    """:func:`known_districts`, each with its bounding box (lon/lat), for a page to fit to one."""
+    boxes = conn.execute(
+        text("""SELECT left(code, 6), ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+                FROM (SELECT code, ST_Extent(geom) AS e FROM admin_areas
+                      WHERE level = 1 GROUP BY code) AS x""")
+    )
+    bbox = {code: [round(v, 6) for v in box] for code, *box in boxes}
+    return [
+        {"code": code, "name": name, "bbox": bbox[code]}
+        for code, name in known_districts(conn).items()
+    ]
+
+
 def check_district(conn: Connection, value: str) -> str:
     """``value`` as a known district's 6-digit code, or a 400 naming the known ones."""
     value = (value or "").strip()
