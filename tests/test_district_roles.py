@@ -746,3 +746,31 @@ def test_a_bound_administrator_resets_and_unlocks_their_districts_users_only(
             ).all()
         )
     assert set_ == {"u_city": False, "u_other": False, "u_home": True}
+
+
+def test_patrols_and_freshness_of_another_district_are_not_shown(
+    client, engine, tokens, bound, second_district
+):
+    with engine.begin() as conn:
+        patrol = conn.execute(
+            text("""INSERT INTO patrols (username, started_at, grid_codes, track)
+                    VALUES ('gaochun_walker', now(), ARRAY[:g], ST_GeomFromEWKT(:t))
+                    RETURNING id"""),
+            {"g": G1, "t": "SRID=4490;LINESTRING(118.881 31.321, 118.885 31.325)"},
+        ).scalar_one()
+    try:
+        path = f"/field/patrols/{patrol}"
+        assert client.get(path, headers=auth(tokens, "admin")).status_code == 200
+        for role in ("admin", "planner"):
+            assert client.get(path, headers=bound[role]).status_code == 404, role
+        for level in ("grid", "street"):
+            mine = client.get("/field/freshness", params={"level": level}, headers=bound["planner"])
+            everyone = client.get(
+                "/field/freshness", params={"level": level}, headers=auth(tokens, "planner")
+            )
+            codes = {a["code"][:6] for a in mine.json()["areas"]}
+            assert codes == {HOME}, level
+            assert {a["code"][:6] for a in everyone.json()["areas"]} == {HOME, OTHER}, level
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM patrols WHERE id = :id"), {"id": patrol})

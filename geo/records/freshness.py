@@ -48,7 +48,7 @@ def _scope(viewer: Viewer) -> list[str] | None:
 
 def freshness(conn: Connection, level: str, now: datetime, viewer: Viewer) -> dict:
     """The freshness of every area of ``level`` (a grid worker: the areas of their grids,
-    counting their grids only)."""
+    counting their grids only; a district-bound reader: their district's)."""
     if level not in LEVELS:
         raise BadRequest(f"level {level!r}: choose one of {', '.join(LEVELS)}")
     if now.tzinfo is None:
@@ -69,6 +69,7 @@ def freshness(conn: Connection, level: str, now: datetime, viewer: Viewer) -> di
     params = {
         "now": now,
         "own": own,
+        "district": viewer.district,  # a district-bound reader: their district's grids only
         "weeks_ago": now - timedelta(weeks=PATROL_WEEKS),
         "oldest": OLDEST,
         **{f"since_{n}": now - timedelta(days=n) for n in WINDOWS},
@@ -76,7 +77,8 @@ def freshness(conn: Connection, level: str, now: datetime, viewer: Viewer) -> di
     # the area of every grid in scope: areas with no records still get a row
     grids = f"""SELECT CAST(g.code AS text) AS grid, CAST({area} AS text) AS area
                 FROM grids g JOIN admin_areas c ON c.code = g.community_code
-                WHERE CAST(:own AS text[]) IS NULL OR g.code = ANY(CAST(:own AS text[]))"""
+                WHERE (CAST(:own AS text[]) IS NULL OR g.code = ANY(CAST(:own AS text[])))
+                  AND (CAST(:district AS text) IS NULL OR g.district_code = :district)"""
     rows = conn.execute(
         text(f"""WITH ag AS ({grids}),
             rec AS ({records}),

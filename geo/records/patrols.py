@@ -382,12 +382,29 @@ def end(
     return summary(conn, viewer, patrol_id)
 
 
+def _in_district(conn: Connection, viewer: Viewer, row) -> bool:
+    """A district-bound office reads the patrols in its district: one that walked a grid of it,
+    or (none walked yet) one by a walker bound to it."""
+    if viewer.district is None or row.username == viewer.username:
+        return True
+    if row.grid_codes:
+        return any(g[:6] == viewer.district for g in row.grid_codes)
+    walker = conn.execute(
+        text("SELECT district_code FROM users WHERE username = :u"), {"u": row.username}
+    ).scalar()
+    return walker == viewer.district
+
+
 def summary(conn: Connection, viewer: Viewer, patrol_id: int) -> dict:
     """One patrol as stored: the walker reads their own, the office any; others are told 404."""
     row = _row(conn, patrol_id)
     if viewer.anonymous:
         raise Unauthorised("请先登录: sign in to read patrols")
-    if row is None or (viewer.role not in OFFICE and row.username != viewer.username):
+    if (
+        row is None
+        or (viewer.role not in OFFICE and row.username != viewer.username)
+        or not _in_district(conn, viewer, row)
+    ):
         raise NotFound(f"没有此巡查: no patrol {patrol_id} of yours")
     track = orjson.loads(row.track) if row.track else None
     length = conn.execute(
