@@ -110,6 +110,22 @@ def require_role(*roles: str) -> Callable[..., Viewer]:
     return check
 
 
+def require_city_role(*roles: str) -> Callable[..., Viewer]:
+    """:func:`require_role`, and not bound to one district: for what is the whole city's (a
+    departmental layer covers every district; a district's administrator may not replace it)."""
+    admitted = require_role(*roles)
+
+    def check(who: Viewer = Depends(admitted)) -> Viewer:
+        if who.district is not None:
+            raise Forbidden(
+                f"全市数据 — this is the whole city's: you administer district {who.district} "
+                "only; an administrator of the whole city does it"
+            )
+        return who
+
+    return check
+
+
 #: ``f=json|html``: which rendering the caller wants (a browser gets HTML without asking)
 Format = Annotated[str | None, Query(alias="f", description="json (default) or html")]
 

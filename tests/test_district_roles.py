@@ -774,3 +774,19 @@ def test_patrols_and_freshness_of_another_district_are_not_shown(
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM patrols WHERE id = :id"), {"id": patrol})
+
+
+def test_a_district_administrator_may_not_replace_the_citys_layers(client, bound, tokens):
+    """A departmental layer covers every district: a district-bound administrator neither declares
+    nor ingests one (403, before the body is read); the whole city's administrator gets further
+    (here a 400 for the empty body)."""
+    declared = client.post(
+        "/layers", content=b"", headers=bound["admin"] | {"Content-Type": "application/toml"}
+    )
+    ingested = client.post("/layers/landuse_nrb/ingest", headers=bound["admin"])
+    assert (declared.status_code, ingested.status_code) == (403, 403)
+    assert "whole city" in declared.json()["detail"]
+    city = client.post(
+        "/layers", content=b"", headers=auth(tokens, "admin") | {"Content-Type": "application/toml"}
+    )
+    assert city.status_code == 400, city.text

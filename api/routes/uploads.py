@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection, Engine
 from starlette.datastructures import UploadFile
 
-from api.deps import Read, require_role
+from api.deps import Read, require_city_role
 from api.html import base_url, render
 from geo.database import transaction
 from geo.errors import BadRequest, NotFound
@@ -101,7 +101,7 @@ def _run(
     responses={201: {"description": "The quality report; Location names it"}},
 )
 async def ingest_upload(
-    request: Request, layer_id: str, who: Viewer = Depends(require_role("admin"))
+    request: Request, layer_id: str, who: Viewer = Depends(require_city_role("admin"))
 ):
     if not LAYER_ID.fullmatch(layer_id):
         raise BadRequest(f"'{layer_id}' is not a layer id: lower-case letters, digits and _")
@@ -153,7 +153,7 @@ async def ingest_upload(
         }
     },
 )
-async def declare_layer(request: Request, who: Viewer = Depends(require_role("admin"))):
+async def declare_layer(request: Request, who: Viewer = Depends(require_city_role("admin"))):
     """The body is the layer's TOML declaration (as ``onemap layers declare`` takes it); a bad
     one is a 400 naming the line and the field, and changes nothing."""
     raw = await request.body()
