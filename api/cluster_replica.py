@@ -173,8 +173,10 @@ class Replica:
         return self.status()
 
     def wait_caught_up(self, timeout_s: float = 60) -> ReplicaStatus:
-        """Wait until the standby has replayed everything the primary had written when asked."""
-        target = self.primary.psql("SELECT pg_current_wal_lsn()")
+        """Wait until the standby has replayed everything the primary had written when asked: up
+        to the insert position, not the write position, which under synchronous_commit = off
+        (the private cluster's setting) can still lie before a commit already answered."""
+        target = self.primary.psql("SELECT pg_current_wal_insert_lsn()")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.running():

@@ -534,6 +534,13 @@ def test_tiles_draw_no_row_of_another_district(client, tokens, bound, second_dis
     assert _ids(client.get(url, headers=bound["safety"]), "hazards") == set()
     narrowed = client.get(url, params={"district": HOME}, headers=auth(tokens, "safety"))
     assert _ids(narrowed, "hazards") == set()
+    # OGC API - Tiles serves the same tiles (WebMercatorQuad: row is y, column x)
+    for layer in ("hazards", "buildings"):
+        url = f"/collections/{layer}/tiles/WebMercatorQuad/{t.z}/{t.y}/{t.x}"
+        assert _ids(client.get(url, headers=auth(tokens, "admin")), layer) == set(
+            second_district[layer]
+        )
+        assert _ids(client.get(url, headers=bound["admin"]), layer) == set()
 
 
 def test_the_tile_cache_never_hands_one_districts_tile_to_another(
