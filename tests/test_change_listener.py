@@ -171,17 +171,17 @@ def test_a_change_elsewhere_drops_what_this_process_holds(engine, app_client, se
     app, client = app_client
     _warm(app, settings)
     memo = app.state.layer_memo
-    assert alarm._NETWORKS and surroundings._CACHE
+    assert alarm.networks_held() and surroundings.cells_held()
     with engine.begin() as conn:  # another process's write: a new connection, not the app's
         conn.execute(text("UPDATE roads SET name = name WHERE id = (SELECT min(id) FROM roads)"))
-    assert wait_for(lambda: not alarm._NETWORKS)
-    assert surroundings._CACHE  # roads say nothing about people
+    assert wait_for(lambda: not alarm.networks_held())
+    assert surroundings.cells_held()  # roads say nothing about people
     assert app.state.layer_memo is memo
     with engine.begin() as conn:
         conn.execute(
             text("UPDATE residents SET name = name WHERE id = (SELECT min(id) FROM residents)")
         )
-    assert wait_for(lambda: not surroundings._CACHE)
+    assert wait_for(lambda: not surroundings.cells_held())
     assert app.state.layer_memo is memo
     with engine.begin() as conn:
         conn.execute(text("UPDATE layer_catalogue SET title_zh = title_zh WHERE id = 'roads'"))
@@ -199,7 +199,7 @@ def test_a_killed_listener_drops_every_cache_and_listens_again(engine, app_clien
     assert before["connected"] is True and before["reconnects"] == 0
     _warm(app, settings)
     memo = app.state.layer_memo
-    assert alarm._NETWORKS and surroundings._CACHE
+    assert alarm.networks_held() and surroundings.cells_held()
     with engine.connect() as conn:
         killed = conn.execute(
             text("""SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity
@@ -209,7 +209,7 @@ def test_a_killed_listener_drops_every_cache_and_listens_again(engine, app_clien
     assert [ok for ok, _ in killed] == [True]
     old_pid = killed[0][1]
     assert wait_for(lambda: listener.reconnects == 1 and listener.connected.is_set())
-    assert not alarm._NETWORKS and not surroundings._CACHE
+    assert not alarm.networks_held() and not surroundings.cells_held()
     assert app.state.layer_memo is not memo
     after = client.get("/health").json()["listener"]
     assert after["connected"] is True and after["reconnects"] == 1
@@ -219,7 +219,7 @@ def test_a_killed_listener_drops_every_cache_and_listens_again(engine, app_clien
     _warm(app, settings)
     with engine.begin() as conn:
         conn.execute(text("UPDATE roads SET name = name WHERE id = (SELECT min(id) FROM roads)"))
-    assert wait_for(lambda: not alarm._NETWORKS)
+    assert wait_for(lambda: not alarm.networks_held())
 
 
 def test_a_warning_raised_through_b_wakes_the_stream_of_a(db_url, tokens, sensor):

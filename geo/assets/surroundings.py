@@ -68,6 +68,12 @@ def forget_cells() -> None:
         _CACHE.clear()
 
 
+def cells_held() -> int:
+    """How many residents-per-cell counts this process holds (what ``forget_cells`` drops)."""
+    with _LOCK:
+        return len(_CACHE)
+
+
 def _signature(conn: Connection) -> tuple:
     return tuple(
         conn.execute(

@@ -103,6 +103,12 @@ def forget_networks() -> None:
         _NETWORKS.clear()
 
 
+def networks_held() -> int:
+    """How many road graphs this process holds (what ``forget_networks`` would drop)."""
+    with _LOCK:
+        return len(_NETWORKS)
+
+
 def network(conn: Connection, srid: int) -> _Network:
     """The road graph of the district, built again when a road is added, changed or removed."""
     key = (str(conn.engine.url), srid)
