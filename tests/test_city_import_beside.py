@@ -189,10 +189,8 @@ def test_a_district_whose_ids_are_taken_moves_past_them_with_every_reference(cit
 
 def test_a_district_over_another_ones_ground_is_refused(city, tmp_path):
     """The hand-built test district lies inside Lishui: beside it, it is refused, naming Lishui."""
-    city, made = city
-    url = _fresh("beside_overlap")
-    made.append(url)
-    assert _import(url, city.folders[LISHUI] / "manifest.toml").loaded
+    city, _ = city
+    url = city.url
     before = _sums(url)[2]
     report = _import(url, hand.write(tmp_path), beside=True)
     assert not report.loaded and "溧水区" in report.problems[0] and "overlaps" in report.problems[0]
@@ -258,3 +256,47 @@ def test_an_asset_register_of_a_city_names_its_district(city, tmp_path):
         assert [i.row for i in issues if i.severity == "rejected"] == [3]
         assert "outside" in next(i.reason for i in issues if i.row == 3)
         transaction.rollback()
+
+
+def test_over_http_and_on_the_command_line(city, tmp_path):
+    """`POST /city/imports?beside=true` loads a district next to the other (its report page names
+    the district kept); `onemap city export` of a city without --district says to name one."""
+    import os
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from geo.database import engine as make_engine
+    from geo.policy.users import create_user, issue_token
+    from tests.conftest import settings_for
+    from tests.test_city_import import _zip
+
+    city, made = city
+    url = _fresh("beside_http")
+    made.append(url)
+    assert _import(url, city.folders[LISHUI] / "manifest.toml").loaded
+    with make_engine(url).begin() as conn:
+        create_user(conn, "t_city_admin", "admin")
+        token = issue_token(conn, "t_city_admin").token
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/zip"}
+    with TestClient(create_app(settings_for(url))) as client:
+        plain = client.post("/city/imports", content=_zip(city.folders[GAOCHUN]), headers=headers)
+        assert plain.status_code == 422 and "--beside" in plain.json()["detail"]
+        page = client.post(
+            "/city/imports?beside=true&f=html", content=_zip(city.folders[GAOCHUN]), headers=headers
+        )
+        assert page.status_code == 201, page.text
+        assert "与已有辖区并存" in page.text and "溧水区 320117" in page.text
+    assert _sums(url)[2] == city.sums[2]
+
+    out = subprocess.run(
+        [sys.executable, "-m", "api.cli", "city", "export", str(tmp_path / "all")],
+        env=os.environ | {"DATABASE_URL": city.url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 1 and "name one with --district" in " ".join(out.stderr.split())
