@@ -184,6 +184,28 @@ def scratch_url():
     drop_database(url)
 
 
+@pytest.fixture(scope="session")
+def two_district_url():
+    """溧水区 and 高淳区 side by side at small scale (``onemap demo load --districts
+    320117,320118``), in a database of their own built once: for the tests that read a city of two
+    districts and change none of its base data (users, runs and caches they may add)."""
+    import shutil
+
+    from api.bootstrap import prepare_demo
+    from geo.database import create_database, drop_database
+    from geo.settings import Settings
+
+    database = f"{TEST_DB}_two_small"
+    url = url_for(database)
+    create_database(url, replace=True)
+    try:
+        prepare_demo(url, scale="small", districts=("320117", "320118"))
+        yield url
+    finally:
+        drop_database(url)
+        shutil.rmtree(Settings.from_env().service.rasters / database, ignore_errors=True)
+
+
 @contextmanager
 def running_server(
     db_url: str, workers: int = 1, log_level: str = "warning", extra_env: dict | None = None

@@ -6,7 +6,6 @@ nothing."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,18 +60,15 @@ def _fresh(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory):
-    from api.bootstrap import prepare_demo
+def city(tmp_path_factory, two_district_url):
     from geo.database import drop_database
     from geo.database import engine as make_engine
     from geo.policy.roles import Viewer
-    from geo.settings import Settings
     from layers.basedata.export import export_district
 
-    url = _fresh("beside_city")
-    made = [url]
+    url = two_district_url  # the session's two-district city: read here, never changed
+    made = []
     try:
-        prepare_demo(url, scale="small", districts=[LISHUI, GAOCHUN])
         folders, counts = {}, {}
         eng = make_engine(url)
         with eng.begin() as conn:
@@ -87,7 +83,6 @@ def city(tmp_path_factory):
     finally:
         for each in made:
             drop_database(each)
-        shutil.rmtree(Settings.from_env().service.rasters / f"{TEST_DB}_beside_city", True)
 
 
 def test_each_district_exported_alone_and_imported_beside_the_other_gives_the_city(city):

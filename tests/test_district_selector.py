@@ -5,7 +5,6 @@ district-bound user, or an installation of one district, has no picker."""
 from __future__ import annotations
 
 import re
-import shutil
 import time
 
 import mapbox_vector_tile
@@ -13,7 +12,7 @@ import morecantile
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import TEST_DB, running_server, settings_for, url_for
+from tests.conftest import running_server, settings_for
 from tests.test_browser import CHROMIUM, DRIVER, browser  # noqa: F401
 
 LISHUI, GAOCHUN = "320117", "320118"
@@ -22,22 +21,9 @@ OPTION = re.compile(r'<option value="(\d*)"[^>]*?( selected)?>([^<]*)</option>')
 
 
 @pytest.fixture(scope="module")
-def two_url():
-    """A database of its own with both districts at small scale (as ``onemap demo load
-    --districts 320117,320118 --scale small``), dropped after."""
-    from api.bootstrap import prepare_demo
-    from geo.database import create_database, drop_database
-    from geo.settings import Settings
-
-    database = f"{TEST_DB}_selector"
-    url = url_for(database)
-    create_database(url, replace=True)
-    try:
-        prepare_demo(url, scale="small", districts=(LISHUI, GAOCHUN))
-        yield url
-    finally:
-        drop_database(url)
-        shutil.rmtree(Settings.from_env().service.rasters / database, ignore_errors=True)
+def two_url(two_district_url):
+    """Both districts at small scale (the session's two-district city; base data read only)."""
+    return two_district_url
 
 
 @pytest.fixture(scope="module")
