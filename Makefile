@@ -60,7 +60,7 @@ demo: venv db
 
 test: venv system
 	$(ONEMAP) db up
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 lint: venv
 	$(VENV)/bin/ruff check geo layers tiles api fixtures tests benchmarks
