@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import running_server, settings_for
-from tests.test_browser import CHROMIUM, DRIVER, browser  # noqa: F401
+from tests.test_browser import CHROMIUM, DRIVER, SHOTS, browser  # noqa: F401
 
 LISHUI, GAOCHUN = "320117", "320118"
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -239,6 +239,8 @@ def test_choosing_gaochun_narrows_tiles_keeps_the_address_and_fits_the_map(
         "return window.onemapMap.getSource('onemap').tiles.every("
         f"function (u) {{ return u.indexOf('district={GAOCHUN}') > 0; }})"
     )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / "map-district-gaochun.png"))
 
     mark = len(asked)
     browser.refresh()  # the address alone brings the district back

@@ -147,7 +147,6 @@ def statistics(
     last year's numbers can be read again; without it, the current status. ``district``: that
     district's assets only (six digits)."""
     params = {"as_of": as_of, "zone": zone, "district": district}
-    theirs = THEIRS
     last_day = as_of or today(conn, zone)
     first_day = last_day - timedelta(days=DAYS - 1)
     current = dict(
@@ -160,7 +159,7 @@ def statistics(
             text(f"""SELECT status, count(DISTINCT asset_id) FROM asset_status_history
                      WHERE (CAST(:as_of AS date) IS NULL
                             OR (changed_at AT TIME ZONE :zone)::date <= :as_of)
-                       AND {theirs.format("asset_id")}
+                       AND {THEIRS.format("asset_id")}
                      GROUP BY status"""),
             params,
         ).all()
@@ -173,7 +172,7 @@ def statistics(
     ).one()
     recent = conn.execute(
         text(f"""SELECT day, page, sum(views) AS views FROM asset_views
-                 WHERE day BETWEEN :first AND :last AND {theirs.format("asset_id")}
+                 WHERE day BETWEEN :first AND :last AND {THEIRS.format("asset_id")}
                  GROUP BY day, page"""),
         {"first": first_day, "last": last_day, "district": district},
     ).all()

@@ -10,16 +10,14 @@ from dataclasses import replace
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from geo import district
 from geo.errors import BadRequest, Forbidden, NotFound
 from geo.policy.roles import Viewer
 
 
 def known_districts(conn: Connection) -> dict[str, str]:
     """The districts loaded (district-level divisions): 6-digit code → name."""
-    rows = conn.execute(
-        text("SELECT left(code, 6), name FROM admin_areas WHERE level = 1 ORDER BY code")
-    )
-    return {code: name for code, name in rows}
+    return {code[:6]: name for code, name in district.loaded(conn).items()}
 
 
 def districts_with_extent(conn: Connection) -> list[dict]:

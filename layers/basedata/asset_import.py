@@ -208,7 +208,7 @@ def import_assets(
     for a dry run: the flag only says so in the report). ``district_code``: whose register it is,
     when several districts are loaded."""
     path = Path(path)
-    _, name, _ = district.choose(conn, district_code)
+    chosen, name, _ = district.choose(conn, district_code)
     report = AssetImportReport(
         name or "辖区 district",
         str(mapping) if mapping else "默认列名 default column names",
@@ -220,7 +220,7 @@ def import_assets(
     tr = report.table("assets")
     started = time.perf_counter()
     try:
-        district_geom, district_code = _district(conn, district_code)
+        district_geom, district_code = _district(conn, chosen)
         sheet, encoding = _read_sheet(path)
         entry = _entry_for(path, list(sheet.columns), mapping)
     except (IngestError, ManifestError) as exc:
@@ -496,8 +496,8 @@ def _as_csv(sheet: pd.DataFrame, entry: Entry, folder: Path) -> tuple[Path, Plac
 # --- places: the district, its areas, the footprint of a point ----------------------------------
 
 
-def _district(conn: Connection, wanted: str | None):
-    code = district.choose(conn, wanted)[0]
+def _district(conn: Connection, code: str | None):
+    """The chosen district's boundary and code (``geo.district.choose`` chose it)."""
     row = conn.execute(
         text("SELECT code, ST_AsBinary(geom) FROM admin_areas WHERE code = :c"), {"c": code}
     ).first()

@@ -355,8 +355,7 @@ def _refuse_placement(
             f"辖区 {loaded[code]} ({code[:6]}) 已导入 — district {code[:6]} is loaded already: "
             "pass --replace to swap it out (the other districts stay)"
         )
-    areas = ctx.built["admin_areas"].c
-    top = next(g for g, level in zip(areas["geom"], areas["level"], strict=True) if level == 1)
+    top = _boundary(ctx)
     overlaps = conn.execute(
         text("""WITH new AS (SELECT ST_GeomFromWKB(:g, 4490) AS geom)
                 SELECT a.code, a.name,
@@ -399,17 +398,20 @@ def _moved(table: str, cols: list[str], moved: dict[str, int]) -> str:
     return ", ".join(out)
 
 
-def _district(ctx: Context, srid: int):
+def _boundary(ctx: Context):
+    """The district's own shape, among the areas built (the one of level 1)."""
     areas = ctx.built["admin_areas"].c
-    top = next(g for g, level in zip(areas["geom"], areas["level"], strict=True) if level == 1)
+    return next(g for g, level in zip(areas["geom"], areas["level"], strict=True) if level == 1)
+
+
+def _district(ctx: Context, srid: int):
+    top = _boundary(ctx)
     metric = to_metric(np.array([top], dtype=object), srid)[0]
     return metric, float(shapely.centroid(top).x)
 
 
 def _outline(ctx: Context) -> list:
-    areas = ctx.built["admin_areas"].c
-    top = next(g for g, level in zip(areas["geom"], areas["level"], strict=True) if level == 1)
-    simple = shapely.simplify(top, 0.0005)
+    simple = shapely.simplify(_boundary(ctx), 0.0005)
     return [
         [[round(float(x), 5), round(float(y), 5)] for x, y in shapely.get_coordinates(ring)]
         for ring in shapely.get_exterior_ring(shapely.get_parts(simple))
